@@ -1,0 +1,444 @@
+"""The local lab: Debian 12 hosts as systemd-nspawn containers in network namespaces.
+
+For tests and the demo only. Each host boots systemd as PID 1 on an overlayfs over one
+cached Debian rootfs, sits in its own network namespace with a veth on a bridge, and
+reaches Debian packages through an apt-cacher-ng proxy on the bridge address. Hosts have
+no default route: traffic only ever goes to the lab hosts and this machine.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger("lpse_lab")
+
+REPO = Path(__file__).resolve().parents[2]
+INVENTORY = REPO / "inventories" / "lab"
+STATE_DIR = Path(os.environ.get("LPSE_LAB_DIR", "/var/lib/lpse-lab"))
+CACHE_DIR = Path(os.environ.get("LPSE_LAB_CACHE", "/var/cache/lpse-lab"))
+BRIDGE = "lpselab0"
+APT_PROXY_PORT = 3142
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+# Bump when the template's contents change, so that a stale cache is rebuilt.
+TEMPLATE_VERSION = "bookworm-v1"
+# No python3 and no sudo on purpose: every lab host starts as the bare server an
+# operator gets from a provider, and playbooks/bootstrap.py must make it Ansible-ready.
+TEMPLATE_PACKAGES = "systemd,systemd-sysv,dbus,openssh-server,iproute2,ca-certificates"
+
+
+class LabError(RuntimeError):
+    """A problem the operator can fix; the message says how."""
+
+
+@dataclass(frozen=True)
+class LabHost:
+    name: str
+    address: str
+
+    @property
+    def netns(self) -> str:
+        return f"lab-{self.name}"
+
+    @property
+    def veth(self) -> str:
+        return f"vl-{self.name}"[:15]
+
+    @property
+    def dir(self) -> Path:
+        return STATE_DIR / "hosts" / self.name
+
+    @property
+    def root(self) -> Path:
+        return self.dir / "merged"
+
+
+@dataclass(frozen=True)
+class LabConfig:
+    hosts: tuple[LabHost, ...]
+    bridge_address: ipaddress.IPv4Interface
+
+    @property
+    def gateway(self) -> str:
+        return str(self.bridge_address.ip)
+
+
+def load_config(inventory: Path = INVENTORY) -> LabConfig:
+    """Read lab host names/addresses from the lab inventory (the one source of truth)."""
+    hosts_file = inventory / "hosts.yml"
+    lab_vars = inventory / "group_vars" / "all" / "lab.yml"
+    data = yaml.safe_load(hosts_file.read_text())
+    bridge = ipaddress.IPv4Interface(yaml.safe_load(lab_vars.read_text())["lab_bridge_address"])
+    hosts: dict[str, str] = {}
+
+    def walk(group: dict) -> None:
+        for name, hvars in (group.get("hosts") or {}).items():
+            hosts[name] = (hvars or {})["ansible_host"]
+        for child in (group.get("children") or {}).values():
+            walk(child or {})
+
+    walk(data["all"])
+    for name, addr in hosts.items():
+        if ipaddress.IPv4Address(addr) not in bridge.network:
+            raise LabError(f"lab host {name} address {addr} is outside {bridge.network} ({lab_vars})")
+    return LabConfig(tuple(LabHost(n, a) for n, a in hosts.items()), bridge)
+
+
+def run(cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess[str]:
+    log.debug("+ %s", " ".join(cmd))
+    res = subprocess.run(cmd, text=True, capture_output=True, **kw)
+    if check and res.returncode != 0:
+        raise LabError(f"command failed ({res.returncode}): {' '.join(cmd)}\n{res.stderr.strip()}")
+    return res
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, mounts, nspawn): run as root")
+    for tool in ("debootstrap", "systemd-nspawn", "apt-cacher-ng", "ip", "ssh-keygen"):
+        if shutil.which(tool) is None:
+            raise LabError(f"{tool} not found: run scripts/setup (installs the lab's Debian packages)")
+
+
+# --- template ---------------------------------------------------------------------
+
+
+def template_dir() -> Path:
+    return CACHE_DIR / f"template-{TEMPLATE_VERSION}"
+
+
+def build_template(force: bool = False) -> Path:
+    """Debootstrap a Debian 12 rootfs once; later calls reuse it. Kill-safe (tmp + rename)."""
+    final = template_dir()
+    if (final / ".lpse-lab-complete").exists() and not force:
+        return final
+    CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = CACHE_DIR / f".{final.name}.tmp"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    log.info("building the Debian 12 template rootfs (once, about a minute)…")
+    t0 = time.monotonic()
+    run(["debootstrap", "--variant=minbase", f"--include={TEMPLATE_PACKAGES}", "bookworm", str(tmp), DEBIAN_MIRROR])
+    (tmp / "etc/apt/sources.list").write_text(
+        f"deb {DEBIAN_MIRROR} bookworm main\n"
+        f"deb {DEBIAN_MIRROR} bookworm-updates main\n"
+        "deb http://deb.debian.org/debian-security bookworm-security main\n"
+    )
+    # Per-host identity is made at host creation; the template must carry none.
+    for key in (tmp / "etc/ssh").glob("ssh_host_*"):
+        key.unlink()
+    (tmp / "etc/machine-id").write_text("")
+    run(["chroot", str(tmp), "apt-get", "clean"])
+    (tmp / ".lpse-lab-complete").write_text(TEMPLATE_VERSION + "\n")
+    if final.exists():
+        shutil.rmtree(final)
+    tmp.rename(final)
+    log.info("template ready in %.0f s: %s", time.monotonic() - t0, final)
+    return final
+
+
+# --- lab keys ---------------------------------------------------------------------
+
+
+def lab_key() -> Path:
+    key = STATE_DIR / "ssh" / "id_ed25519"
+    if not key.exists():
+        key.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "lpse-lab", "-f", str(key)])
+    return key
+
+
+def known_hosts() -> Path:
+    return STATE_DIR / "ssh" / "known_hosts"
+
+
+# --- network ----------------------------------------------------------------------
+
+
+def link_exists(name: str, netns: str | None = None) -> bool:
+    cmd = ["ip"] + (["-n", netns] if netns else []) + ["link", "show", name]
+    return run(cmd, check=False).returncode == 0
+
+
+def netns_exists(name: str) -> bool:
+    return Path("/run/netns", name).exists()
+
+
+def ensure_bridge(cfg: LabConfig) -> None:
+    if not link_exists(BRIDGE):
+        run(["ip", "link", "add", BRIDGE, "type", "bridge"])
+    addrs = run(["ip", "-o", "-4", "addr", "show", "dev", BRIDGE]).stdout
+    if str(cfg.bridge_address) not in addrs:
+        run(["ip", "addr", "add", str(cfg.bridge_address), "dev", BRIDGE])
+    run(["ip", "link", "set", BRIDGE, "up"])
+
+
+def ensure_netns(cfg: LabConfig, host: LabHost) -> None:
+    if not netns_exists(host.netns):
+        run(["ip", "netns", "add", host.netns])
+    if not link_exists("host0", host.netns):
+        if link_exists(host.veth):  # a peer left behind by a killed run
+            run(["ip", "link", "del", host.veth])
+        run(["ip", "link", "add", host.veth, "type", "veth", "peer", "name", "host0", "netns", host.netns])
+    run(["ip", "link", "set", host.veth, "master", BRIDGE, "up"])
+    prefix = cfg.bridge_address.network.prefixlen
+    addrs = run(["ip", "-n", host.netns, "-o", "-4", "addr", "show", "dev", "host0"]).stdout
+    if f"{host.address}/{prefix}" not in addrs:
+        run(["ip", "-n", host.netns, "addr", "add", f"{host.address}/{prefix}", "dev", "host0"])
+    run(["ip", "-n", host.netns, "link", "set", "host0", "up"])
+    run(["ip", "-n", host.netns, "link", "set", "lo", "up"])
+
+
+def remove_netns(host: LabHost) -> None:
+    if netns_exists(host.netns):
+        run(["ip", "netns", "del", host.netns])
+    deadline = time.monotonic() + 10
+    while link_exists(host.veth) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    if link_exists(host.veth):
+        run(["ip", "link", "del", host.veth], check=False)
+
+
+# --- apt proxy --------------------------------------------------------------------
+
+
+def apt_proxy_pidfile() -> Path:
+    return STATE_DIR / "apt-cacher-ng" / "pid"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def read_pid(path: Path) -> int | None:
+    try:
+        pid = int(path.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def ensure_apt_proxy(cfg: LabConfig) -> None:
+    base = STATE_DIR / "apt-cacher-ng"
+    if read_pid(apt_proxy_pidfile()) and port_open(cfg.gateway, APT_PROXY_PORT):
+        return
+    stop_apt_proxy()
+    conf = base / "conf"
+    if conf.exists():
+        shutil.rmtree(conf)
+    shutil.copytree("/etc/apt-cacher-ng", conf)
+    # The stock remap list is empty here; point the Debian backend at the machine's mirror.
+    (conf / "backends_debian").write_text(DEBIAN_MIRROR + "/\n")
+    cache = CACHE_DIR / "apt-cacher-ng"
+    logs = base / "log"
+    for d in (cache, logs):
+        d.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        ["apt-cacher-ng", "-c", str(conf), "ForeGround=1", f"CacheDir={cache}", f"LogDir={logs}",
+         f"Port={APT_PROXY_PORT}", f"BindAddress={cfg.gateway}", f"PidFile={base / 'acng.pid'}"],
+        stdin=subprocess.DEVNULL, stdout=(base / "out.log").open("ab"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    apt_proxy_pidfile().write_text(f"{proc.pid}\n")
+    if not wait_port(cfg.gateway, APT_PROXY_PORT, 15):
+        raise LabError(f"apt-cacher-ng did not start on {cfg.gateway}:{APT_PROXY_PORT}: see {base / 'out.log'}")
+
+
+def stop_apt_proxy() -> None:
+    pid = read_pid(apt_proxy_pidfile())
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid, 10)
+    apt_proxy_pidfile().unlink(missing_ok=True)
+
+
+# --- hosts ------------------------------------------------------------------------
+
+
+def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as s:
+            if port == 22:  # a listening socket is not enough: wait for sshd's banner
+                s.settimeout(2)
+                return s.recv(4).startswith(b"SSH")
+            return True
+    except OSError:
+        return False
+
+
+def wait_port(host: str, port: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if port_open(host, port):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def wait_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    return not pid_alive(pid)
+
+
+def is_mounted(path: Path) -> bool:
+    return os.path.ismount(path)
+
+
+def nspawn_pids(host: LabHost) -> list[int]:
+    """nspawn processes for this host, found by command line (survives a lost pid file)."""
+    res = run(["pgrep", "-f", f"systemd-nspawn .*--machine={host.netns} "], check=False)
+    return [int(p) for p in res.stdout.split()]
+
+
+def host_running(host: LabHost) -> bool:
+    return bool(nspawn_pids(host))
+
+
+def init_host_root(cfg: LabConfig, host: LabHost) -> None:
+    """Give a fresh host its identity: name, hosts file, machine-id, SSH host key, lab key."""
+    root = host.root
+    stamp = host.dir / "initialised"
+    if stamp.exists():
+        return
+    (root / "etc/hostname").write_text(f"{host.name}\n")
+    lines = ["127.0.0.1 localhost", "::1 localhost ip6-localhost ip6-loopback"]
+    lines += [f"{h.address} {h.name}" for h in cfg.hosts]
+    lines.append(f"{cfg.gateway} lab-gateway")
+    (root / "etc/hosts").write_text("\n".join(lines) + "\n")
+    # No nameserver: every lookup is answered from /etc/hosts instead of hanging.
+    (root / "etc/resolv.conf").unlink(missing_ok=True)
+    (root / "etc/resolv.conf").write_text("# lpse lab: no DNS, names come from /etc/hosts\n")
+    (root / "etc/machine-id").write_text(os.urandom(16).hex() + "\n")
+    (root / "etc/apt/apt.conf.d/01lpse-lab-proxy").write_text(
+        f'Acquire::http::Proxy "http://{cfg.gateway}:{APT_PROXY_PORT}";\n'
+    )
+    hostkey = root / "etc/ssh/ssh_host_ed25519_key"
+    for old in (root / "etc/ssh").glob("ssh_host_*"):
+        old.unlink()
+    run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", host.name, "-f", str(hostkey)])
+    ssh_dir = root / "root/.ssh"
+    ssh_dir.mkdir(mode=0o700, exist_ok=True)
+    (ssh_dir / "authorized_keys").write_text(lab_key().with_suffix(".pub").read_text())
+    (ssh_dir / "authorized_keys").chmod(0o600)
+    record_host_key(host, hostkey.with_suffix(".pub").read_text().split()[:2])
+    stamp.write_text("")
+
+
+def record_host_key(host: LabHost, key: list[str]) -> None:
+    kh = known_hosts()
+    entries = [line for line in (kh.read_text().splitlines() if kh.exists() else [])
+               if line.split(" ", 1)[0] not in (host.address, host.name, f"{host.name},{host.address}")]
+    entries.append(f"{host.name},{host.address} {key[0]} {key[1]}")
+    tmp = kh.with_suffix(".tmp")
+    tmp.write_text("\n".join(entries) + "\n")
+    tmp.replace(kh)
+
+
+def mount_host(host: LabHost) -> None:
+    for d in ("upper", "work", "merged"):
+        (host.dir / d).mkdir(parents=True, exist_ok=True)
+    if not is_mounted(host.root):
+        opts = f"lowerdir={template_dir()},upperdir={host.dir / 'upper'},workdir={host.dir / 'work'}"
+        run(["mount", "-t", "overlay", "overlay", "-o", opts, str(host.root)])
+
+
+def start_host(cfg: LabConfig, host: LabHost) -> None:
+    if host_running(host) and port_open(host.address, 22):
+        return
+    stop_host(host)  # leftovers of a killed run: half-started nspawn, mount, netns
+    ensure_netns(cfg, host)
+    mount_host(host)
+    init_host_root(cfg, host)
+    console = (host.dir / "console.log").open("ab")
+    subprocess.Popen(
+        ["systemd-nspawn", "--quiet", "--boot", f"--directory={host.root}", f"--machine={host.netns}",
+         f"--hostname={host.name}", "--register=no", "--keep-unit", "--resolv-conf=off",
+         "--link-journal=no", "--console=read-only", "--timezone=off",
+         # nftables inside the host's own network namespace needs CAP_NET_ADMIN.
+         "--capability=CAP_NET_ADMIN",
+         f"--network-namespace-path=/run/netns/{host.netns}"],
+        stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+
+
+def stop_host(host: LabHost) -> None:
+    """Clean poweroff (SIGTERM to nspawn), then unmount and remove the namespace."""
+    pids = nspawn_pids(host)
+    for pid in pids:
+        os.kill(pid, signal.SIGTERM)
+    for pid in pids:
+        if not wait_gone(pid, 20):
+            log.warning("%s did not power off in 20 s: killing it", host.name)
+            os.killpg(pid, signal.SIGKILL)
+            wait_gone(pid, 5)
+    if is_mounted(host.root):
+        run(["umount", str(host.root)])
+    remove_netns(host)
+
+
+# --- commands ---------------------------------------------------------------------
+
+
+def up(cfg: LabConfig) -> None:
+    require_root()
+    STATE_DIR.mkdir(parents=True, exist_ok=True)
+    build_template()
+    lab_key()
+    ensure_bridge(cfg)
+    ensure_apt_proxy(cfg)
+    for host in cfg.hosts:
+        start_host(cfg, host)
+    for host in cfg.hosts:
+        if not wait_port(host.address, 22, 60):
+            raise LabError(f"lab host {host.name} ({host.address}) did not start sshd in 60 s: "
+                           f"see {host.dir / 'console.log'}")
+
+
+def down(cfg: LabConfig) -> None:
+    require_root()
+    for host in cfg.hosts:
+        stop_host(host)
+    stop_apt_proxy()
+    if link_exists(BRIDGE):
+        run(["ip", "link", "del", BRIDGE])
+
+
+def destroy(cfg: LabConfig) -> None:
+    """down, then forget every host's disk (the cached template and apt cache stay)."""
+    down(cfg)
+    for host in cfg.hosts:
+        if host.dir.exists():
+            shutil.rmtree(host.dir)
+    kh = known_hosts()
+    if kh.exists():
+        kh.unlink()
+
+
+@dataclass(frozen=True)
+class HostStatus:
+    name: str
+    address: str
+    running: bool
+    ssh: bool
+
+
+def status(cfg: LabConfig) -> list[HostStatus]:
+    return [HostStatus(h.name, h.address, host_running(h), port_open(h.address, 22)) for h in cfg.hosts]

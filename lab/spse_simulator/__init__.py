@@ -1,0 +1,1 @@
+"""SPSE simulator (testing only): see app.py."""

@@ -1,0 +1,5 @@
+import sys
+
+from spse_simulator.app import main
+
+sys.exit(main())
