@@ -33,7 +33,7 @@ def bootstrap(admin_user: str, admin_key: str) -> None:
         create_home=True,
         public_keys=[admin_key],
     )
-    files.put(
+    sudoers = files.put(
         name=f"Let {admin_user} use sudo without a password (key-only login)",
         src=StringIO(f"{admin_user} ALL=(ALL:ALL) NOPASSWD: ALL\n"),
         dest=f"/etc/sudoers.d/90-{admin_user}",
@@ -42,7 +42,7 @@ def bootstrap(admin_user: str, admin_key: str) -> None:
         mode="440",
     )
     # Checked before root login goes away, so a broken sudoers cannot lock the operator out.
-    server.shell(name="Check sudoers syntax", commands=["visudo -c -q"])
+    server.shell(name="Check sudoers syntax", commands=["visudo -c -q"], _if=sudoers.did_change)
     root_off = files.put(
         name="Disable root SSH login",
         src=StringIO("# lpse-ops bootstrap: log in as the admin user, then sudo\nPermitRootLogin no\n"),

@@ -360,6 +360,30 @@ def mount_host(host: LabHost) -> None:
         run(["mount", "-t", "overlay", "overlay", "-o", opts, str(host.root)])
 
 
+# Hierarchies that systemd inside a host writes to. Without a cgroup of its own per host,
+# every host's systemd shares /system.slice/<unit> and they remove each other's cgroups
+# (seen as "status=219/CGROUP" on a reload).
+CGROUP_HIERARCHIES = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unified"))
+
+
+def host_cgroups(host: LabHost) -> list[Path]:
+    return [h / "lpse-lab" / host.name for h in CGROUP_HIERARCHIES if (h / "cgroup.procs").exists()]
+
+
+def enter_cgroups(cgroups: list[Path]) -> None:
+    """Runs in the child before exec: nspawn then takes this cgroup as the host's root."""
+    for cg in cgroups:
+        (cg / "cgroup.procs").write_text(f"{os.getpid()}\n")
+
+
+def remove_cgroups(host: LabHost) -> None:
+    for cg in host_cgroups(host):
+        if cg.exists():
+            for sub in sorted((d for d in cg.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
+                sub.rmdir()
+            cg.rmdir()
+
+
 def start_host(cfg: LabConfig, host: LabHost) -> None:
     if host_running(host) and port_open(host.address, 22):
         return
@@ -368,6 +392,9 @@ def start_host(cfg: LabConfig, host: LabHost) -> None:
     mount_host(host)
     init_host_root(cfg, host)
     console = (host.dir / "console.log").open("ab")
+    cgroups = host_cgroups(host)
+    for cg in cgroups:
+        cg.mkdir(parents=True, exist_ok=True)
     subprocess.Popen(
         ["systemd-nspawn", "--quiet", "--boot", f"--directory={host.root}", f"--machine={host.netns}",
          f"--hostname={host.name}", "--register=no", "--keep-unit", "--resolv-conf=off",
@@ -376,6 +403,7 @@ def start_host(cfg: LabConfig, host: LabHost) -> None:
          "--capability=CAP_NET_ADMIN",
          f"--network-namespace-path=/run/netns/{host.netns}"],
         stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
+        preexec_fn=lambda: enter_cgroups(cgroups),
     )
 
 
@@ -392,6 +420,7 @@ def stop_host(host: LabHost) -> None:
     if is_mounted(host.root):
         run(["umount", str(host.root)])
     remove_netns(host)
+    remove_cgroups(host)
 
 
 # --- commands ---------------------------------------------------------------------

@@ -153,6 +153,9 @@ class Handler(BaseHTTPRequestHandler):
             log.exception("request failed: %s", self.path)
             self.send(500, page("Error", f"<p class=\"error\">{ERROR_TEXT}</p>"))
 
+    def do_HEAD(self) -> None:  # noqa: N802 (stdlib name)
+        self.do_GET()
+
     def home(self) -> None:
         with connect(self.cfg) as conn, conn.cursor() as cur:
             cur.execute("SELECT count(*), count(*) FILTER (WHERE closes_at > now()) FROM lelang")
