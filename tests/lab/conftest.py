@@ -1,0 +1,135 @@
+"""Lab fixtures: bring the nspawn lab up and provision it once per test session.
+
+The first provisioning's recap is kept so tests can check it, and the lab stays up after
+the run (`.venv/bin/lpse-lab down` stops it). Needs root, like the lab itself.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import testinfra
+
+from lpse_lab import lab
+from lpse_lab.cli import ansible_env
+
+REPO = lab.REPO
+BIN = Path(sys.executable).parent
+LAB_CA = lab.STATE_DIR / "pki" / "lab-ca.crt"
+
+pytestmark = pytest.mark.lab
+
+
+@dataclass
+class Run:
+    rc: int
+    output: str
+
+    @property
+    def text(self) -> str:
+        """The output with Ansible's line wrapping undone, for matching messages."""
+        return " ".join(self.output.split())
+
+    def recap(self) -> dict[str, dict[str, int]]:
+        """PLAY RECAP counters per host."""
+        out: dict[str, dict[str, int]] = {}
+        for m in re.finditer(r"^(\S+)\s+: ((?:\w+=\d+\s*)+)$", self.output, re.M):
+            out[m.group(1)] = {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", m.group(2))}
+        return out
+
+
+def run_playbook(name: str, *extra: str, inventory: Path | None = None) -> Run:
+    res = subprocess.run(
+        [str(BIN / "ansible-playbook"), "-i", str(inventory or lab.INVENTORY), f"playbooks/{name}", *extra],
+        cwd=REPO, env=ansible_env() | {"ANSIBLE_NOCOLOR": "1"}, capture_output=True, text=True,
+    )
+    return Run(res.returncode, res.stdout + res.stderr)
+
+
+def run_bootstrap() -> Run:
+    env = ansible_env() | {
+        "LPSE_INVENTORY": str(lab.INVENTORY),
+        "LPSE_BOOTSTRAP_KEY": str(lab.lab_key().with_suffix(".pub")),
+        "LPSE_SSH_KEY": str(lab.lab_key()),
+        "LPSE_KNOWN_HOSTS": str(lab.known_hosts()),
+        "NO_COLOR": "1",
+    }
+    res = subprocess.run([str(BIN / "pyinfra"), "-y", "playbooks/bootstrap_inventory.py", "playbooks/bootstrap.py"],
+                         cwd=REPO, env=env, capture_output=True, text=True)
+    return Run(res.returncode, res.stdout + res.stderr)
+
+
+@pytest.fixture(scope="session")
+def lab_config() -> lab.LabConfig:
+    if os.geteuid() != 0:
+        pytest.skip("the lab needs root")
+    return lab.load_config()
+
+
+@pytest.fixture(scope="session")
+def provisioned(lab_config: lab.LabConfig) -> dict[str, Run]:
+    """Lab up, bootstrapped, site.yml applied once. Returns the runs for inspection."""
+    subprocess.run([str(BIN / "lpse-lab"), "up"], check=True)
+    boot = run_bootstrap()
+    assert boot.rc == 0, boot.output[-3000:]
+    site = run_playbook("site.yml")
+    assert site.rc == 0, site.output[-5000:]
+    return {"bootstrap": boot, "site": site}
+
+
+@pytest.fixture(scope="session")
+def ssh_config(tmp_path_factory: pytest.TempPathFactory, provisioned: dict[str, Run]) -> Path:
+    """ControlMaster keeps testinfra fast (one SSH handshake per host)."""
+    d = tmp_path_factory.mktemp("ssh")
+    cfg = d / "config"
+    cfg.write_text(
+        "Host *\n"
+        "  User lpseops\n"
+        f"  IdentityFile {lab.lab_key()}\n"
+        "  IdentitiesOnly yes\n"
+        f"  UserKnownHostsFile {lab.known_hosts()}\n"
+        "  StrictHostKeyChecking yes\n"
+        "  ControlMaster auto\n"
+        f"  ControlPath {d}/cm-%h\n"
+        "  ControlPersist 120\n"
+        "  ConnectTimeout 10\n"
+    )
+    return cfg
+
+
+def _host(lab_config: lab.LabConfig, ssh_config: Path, name: str) -> testinfra.host.Host:
+    address = next(h.address for h in lab_config.hosts if h.name == name)
+    return testinfra.get_host(f"ssh://{address}", ssh_config=str(ssh_config), sudo=True)
+
+
+@pytest.fixture(scope="session")
+def spse(lab_config: lab.LabConfig, ssh_config: Path) -> testinfra.host.Host:
+    return _host(lab_config, ssh_config, "spse")
+
+
+@pytest.fixture(scope="session")
+def monitor(lab_config: lab.LabConfig, ssh_config: Path) -> testinfra.host.Host:
+    return _host(lab_config, ssh_config, "monitor")
+
+
+@pytest.fixture(scope="session")
+def address(lab_config: lab.LabConfig) -> dict[str, str]:
+    return {h.name: h.address for h in lab_config.hosts}
+
+
+@pytest.fixture()
+def listener(spse: testinfra.host.Host) -> Iterator[int]:
+    """A TCP listener on an unlisted port of the SPSE host, removed afterwards."""
+    port = 8081
+    spse.run(f"systemd-run --unit=lpse-test-listener python3 -m http.server {port} --bind 0.0.0.0")
+    spse.run(f"for i in $(seq 50); do python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 1)\" "
+             "2>/dev/null && break; sleep 0.1; done")
+    yield port
+    spse.run("systemctl stop lpse-test-listener")

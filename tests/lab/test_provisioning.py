@@ -1,0 +1,70 @@
+"""Provisioning as a sysadmin would check it: bootstrap, idempotence, check mode."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+
+import pytest
+from conftest import Run, run_bootstrap, run_playbook
+
+from lpse_lab import lab
+
+pytestmark = pytest.mark.lab
+
+
+def ssh(address: str, user: str, command: str = "true", *opts: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", f"UserKnownHostsFile={lab.known_hosts()}",
+         "-o", "StrictHostKeyChecking=yes", "-i", str(lab.lab_key()), "-o", "IdentitiesOnly=yes", *opts,
+         f"{user}@{address}", command],
+        capture_output=True, text=True, timeout=30,
+    )
+
+
+def test_first_site_run_succeeded_on_every_host(provisioned: dict[str, Run], address: dict[str, str]) -> None:
+    recap = provisioned["site"].recap()
+    assert set(recap) == set(address)
+    assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap.values()), recap
+
+
+def test_bootstrap_made_hosts_ansible_ready(address: dict[str, str], provisioned: dict[str, Run]) -> None:
+    for addr in address.values():
+        res = ssh(addr, "lpseops", "sudo -n python3 -c 'import sys; print(sys.version_info[0])'")
+        assert res.returncode == 0 and res.stdout.strip() == "3", res.stderr
+
+
+def test_root_cannot_log_in(address: dict[str, str], provisioned: dict[str, Run]) -> None:
+    for addr in address.values():
+        res = ssh(addr, "root")
+        assert res.returncode == 255
+        assert "Permission denied" in res.stderr
+
+
+def test_password_login_is_refused(address: dict[str, str], provisioned: dict[str, Run]) -> None:
+    res = ssh(address["spse"], "lpseops", "true", "-o", "PreferredAuthentications=password,keyboard-interactive",
+              "-o", "PubkeyAuthentication=no")
+    assert res.returncode == 255
+    assert "Permission denied (publickey)" in res.stderr
+
+
+def test_second_bootstrap_changes_nothing(provisioned: dict[str, Run]) -> None:
+    again = run_bootstrap()
+    assert again.rc == 0, again.output[-2000:]
+    total = re.search(r"Grand total\s+(\d+)\s+(\d+|-)", again.output)
+    assert total, again.output[-2000:]
+    assert total.group(2) == "-", f"bootstrap changed {total.group(2)} operations on a second run"
+
+
+def test_second_site_run_changes_nothing(provisioned: dict[str, Run]) -> None:
+    again = run_playbook("site.yml")
+    assert again.rc == 0, again.output[-3000:]
+    changed = {h: r["changed"] for h, r in again.recap().items() if r["changed"]}
+    assert not changed, f"not idempotent: {changed}\n{again.output[-4000:]}"
+
+
+def test_check_mode_runs_clean(provisioned: dict[str, Run]) -> None:
+    check = run_playbook("site.yml", "--check")
+    assert check.rc == 0, check.output[-3000:]
+    recap = check.recap()
+    assert all(r["failed"] == 0 and r["changed"] == 0 for r in recap.values()), recap

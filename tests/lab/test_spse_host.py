@@ -1,0 +1,123 @@
+"""The SPSE host as an operator checks it: firewall, database, HTTPS, maintenance, users."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import urllib.error
+import urllib.request
+
+import pytest
+import testinfra
+from conftest import LAB_CA, run_playbook
+
+pytestmark = pytest.mark.lab
+
+CONNECT = "python3 -c \"import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)\" {} {}"
+
+
+def https_get(address: str, path: str = "/eproc4/") -> tuple[int, str, dict[str, str]]:
+    """GET https://spse<path> with the lab CA, connecting to the lab address."""
+    ctx = ssl.create_default_context(cafile=str(LAB_CA))
+    conn_ctx = ctx.wrap_socket(socket.create_connection((address, 443), 10), server_hostname="spse")
+    conn_ctx.close()  # the handshake above proves the chain and the name
+    opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx))
+    req = urllib.request.Request(f"https://spse{path}")
+    # Resolve "spse" to the lab address without touching /etc/hosts on this machine.
+    orig = socket.getaddrinfo
+    socket.getaddrinfo = lambda host, *a, **k: orig(address if host == "spse" else host, *a, **k)  # type: ignore[assignment]
+    try:
+        with opener.open(req, timeout=10) as r:
+            return r.status, r.read().decode(), dict(r.headers)
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode(), dict(e.headers)
+    finally:
+        socket.getaddrinfo = orig  # type: ignore[assignment]
+
+
+def test_spse_page_served_over_https_with_lab_chain(address: dict[str, str], provisioned: object) -> None:
+    status, body, headers = https_get(address["spse"])
+    assert status == 200
+    assert "SPSE v4" in body and "Beranda SPSE" in body
+    assert "max-age=" in headers["Strict-Transport-Security"]
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["X-Frame-Options"] == "SAMEORIGIN"
+
+
+def test_untrusted_ca_is_rejected(address: dict[str, str], provisioned: object) -> None:
+    ctx = ssl.create_default_context()  # system CAs only: the lab certificate must not pass
+    with pytest.raises(ssl.SSLCertVerificationError):
+        ctx.wrap_socket(socket.create_connection((address["spse"], 443), 10), server_hostname="spse")
+
+
+def test_http_redirects_to_https(address: dict[str, str], provisioned: object) -> None:
+    with socket.create_connection((address["spse"], 80), 10) as s:
+        s.sendall(b"GET /eproc4/ HTTP/1.1\r\nHost: spse\r\nConnection: close\r\n\r\n")
+        head = s.recv(4096).decode()
+    assert head.startswith("HTTP/1.1 301")
+    assert "Location: https://spse/eproc4/" in head
+
+
+def test_firewall_drops_unlisted_port(spse: testinfra.host.Host, monitor: testinfra.host.Host,
+                                      address: dict[str, str], listener: int) -> None:
+    assert spse.run(CONNECT.format("127.0.0.1", listener)).rc == 0, "listener is not up"
+    assert monitor.run(CONNECT.format(address["spse"], listener)).rc != 0
+    assert monitor.run(CONNECT.format(address["spse"], 443)).rc == 0
+
+
+def test_postgresql_is_local_only(spse: testinfra.host.Host, monitor: testinfra.host.Host,
+                                  address: dict[str, str]) -> None:
+    assert spse.socket("tcp://127.0.0.1:5432").is_listening
+    assert not spse.socket(f"tcp://{address['spse']}:5432").is_listening
+    assert not spse.socket("tcp://0.0.0.0:5432").is_listening
+    assert monitor.run(CONNECT.format(address["spse"], 5432)).rc != 0
+
+
+def test_spse_database_exists_and_app_can_use_it(spse: testinfra.host.Host) -> None:
+    out = spse.check_output("sudo -u postgres psql -Atc \"SELECT count(*) FROM pg_tables WHERE tablename='lelang'\" spse")
+    assert out == "1"
+
+
+def test_services_run_as_their_own_users(spse: testinfra.host.Host) -> None:
+    assert spse.service("spse").is_running and spse.service("spse").is_enabled
+    assert {p.user for p in spse.process.filter(comm="python3") if "spse-simulator" in p.args} == {"spse"}
+    assert {p.user for p in spse.process.filter(comm="postgres")} == {"postgres"}
+    workers = spse.process.filter(comm="nginx")
+    assert {p.user for p in workers if "worker" in p.args} == {"www-data"}
+    assert spse.socket("tcp://127.0.0.1:9000").is_listening
+    assert not spse.socket("tcp://0.0.0.0:9000").is_listening
+
+
+def test_spse_files_have_safe_owners(spse: testinfra.host.Host) -> None:
+    docs = spse.file("/var/lib/spse/documents")
+    assert docs.is_directory and docs.user == "spse" and docs.mode == 0o750
+    conf = spse.file("/etc/spse/application.conf")
+    assert conf.user == "root" and conf.group == "spse" and conf.mode == 0o640
+    release = spse.file("/opt/spse/current")
+    assert release.is_symlink and spse.file(release.linked_to).user == "root"
+    assert spse.file("/etc/nginx/tls/spse.key").mode == 0o600
+
+
+def test_ssh_and_journald_hardening(spse: testinfra.host.Host) -> None:
+    sshd = spse.file("/etc/ssh/sshd_config")
+    assert sshd.contains("^PasswordAuthentication no") and sshd.contains("^PermitRootLogin no")
+    assert spse.file("/etc/systemd/journald.conf.d/lpse.conf").contains("SystemMaxUse=")
+    assert spse.package("unattended-upgrades").is_installed
+    assert spse.file("/etc/apt/apt.conf.d/20auto-upgrades").contains('Unattended-Upgrade "1"')
+    assert spse.service("nftables").is_enabled
+
+
+def test_maintenance_page_appears_and_disappears(address: dict[str, str], provisioned: object) -> None:
+    on = run_playbook("maintenance.yml", "-e", "maintenance=on", "-e", "maintenance_until='24 November 2026 22:00 WIB'")
+    assert on.rc == 0, on.output[-3000:]
+    try:
+        status, body, headers = https_get(address["spse"])
+        assert status == 503
+        assert "SPSE sedang dalam pemeliharaan" in body and "under maintenance" in body
+        assert "24 November 2026 22:00 WIB" in body
+        assert headers.get("Retry-After") == "3600"
+    finally:
+        off = run_playbook("maintenance.yml", "-e", "maintenance=off")
+    assert off.rc == 0, off.output[-3000:]
+    status, body, _ = https_get(address["spse"])
+    assert status == 200 and "Beranda SPSE" in body
