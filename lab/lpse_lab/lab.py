@@ -28,7 +28,6 @@ INVENTORY = REPO / "inventories" / "lab"
 STATE_DIR = Path(os.environ.get("LPSE_LAB_DIR", "/var/lib/lpse-lab"))
 CACHE_DIR = Path(os.environ.get("LPSE_LAB_CACHE", "/var/cache/lpse-lab"))
 BRIDGE = "lpselab0"
-APT_PROXY_PORT = 3142
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 # Bump when the template's contents change, so that a stale cache is rebuilt.
 TEMPLATE_VERSION = "bookworm-v1"
@@ -67,6 +66,7 @@ class LabHost:
 class LabConfig:
     hosts: tuple[LabHost, ...]
     bridge_address: ipaddress.IPv4Interface
+    apt_proxy_port: int
 
     @property
     def gateway(self) -> str:
@@ -78,7 +78,8 @@ def load_config(inventory: Path = INVENTORY) -> LabConfig:
     hosts_file = inventory / "hosts.yml"
     lab_vars = inventory / "group_vars" / "all" / "lab.yml"
     data = yaml.safe_load(hosts_file.read_text())
-    bridge = ipaddress.IPv4Interface(yaml.safe_load(lab_vars.read_text())["lab_bridge_address"])
+    lab_settings = yaml.safe_load(lab_vars.read_text())
+    bridge = ipaddress.IPv4Interface(lab_settings["lab_bridge_address"])
     hosts: dict[str, str] = {}
 
     def walk(group: dict) -> None:
@@ -91,7 +92,7 @@ def load_config(inventory: Path = INVENTORY) -> LabConfig:
     for name, addr in hosts.items():
         if ipaddress.IPv4Address(addr) not in bridge.network:
             raise LabError(f"lab host {name} address {addr} is outside {bridge.network} ({lab_vars})")
-    return LabConfig(tuple(LabHost(n, a) for n, a in hosts.items()), bridge)
+    return LabConfig(tuple(LabHost(n, a) for n, a in hosts.items()), bridge, int(lab_settings["lab_apt_proxy_port"]))
 
 
 def run(cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess[str]:
@@ -234,7 +235,7 @@ def read_pid(path: Path) -> int | None:
 
 def ensure_apt_proxy(cfg: LabConfig) -> None:
     base = STATE_DIR / "apt-cacher-ng"
-    if read_pid(apt_proxy_pidfile()) and port_open(cfg.gateway, APT_PROXY_PORT):
+    if read_pid(apt_proxy_pidfile()) and port_open(cfg.gateway, cfg.apt_proxy_port):
         return
     stop_apt_proxy()
     conf = base / "conf"
@@ -248,14 +249,25 @@ def ensure_apt_proxy(cfg: LabConfig) -> None:
     for d in (cache, logs):
         d.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
-        ["apt-cacher-ng", "-c", str(conf), "ForeGround=1", f"CacheDir={cache}", f"LogDir={logs}",
-         f"Port={APT_PROXY_PORT}", f"BindAddress={cfg.gateway}", f"PidFile={base / 'acng.pid'}"],
-        stdin=subprocess.DEVNULL, stdout=(base / "out.log").open("ab"), stderr=subprocess.STDOUT,
+        [
+            "apt-cacher-ng",
+            "-c",
+            str(conf),
+            "ForeGround=1",
+            f"CacheDir={cache}",
+            f"LogDir={logs}",
+            f"Port={cfg.apt_proxy_port}",
+            f"BindAddress={cfg.gateway}",
+            f"PidFile={base / 'acng.pid'}",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=(base / "out.log").open("ab"),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     apt_proxy_pidfile().write_text(f"{proc.pid}\n")
-    if not wait_port(cfg.gateway, APT_PROXY_PORT, 15):
-        raise LabError(f"apt-cacher-ng did not start on {cfg.gateway}:{APT_PROXY_PORT}: see {base / 'out.log'}")
+    if not wait_port(cfg.gateway, cfg.apt_proxy_port, 15):
+        raise LabError(f"apt-cacher-ng did not start on {cfg.gateway}:{cfg.apt_proxy_port}: see {base / 'out.log'}")
 
 
 def stop_apt_proxy() -> None:
@@ -327,8 +339,13 @@ def init_host_root(cfg: LabConfig, host: LabHost) -> None:
     (root / "etc/resolv.conf").unlink(missing_ok=True)
     (root / "etc/resolv.conf").write_text("# lpse lab: no DNS, names come from /etc/hosts\n")
     (root / "etc/machine-id").write_text(os.urandom(16).hex() + "\n")
-    (root / "etc/apt/apt.conf.d/01lpse-lab-proxy").write_text(
-        f'Acquire::http::Proxy "http://{cfg.gateway}:{APT_PROXY_PORT}";\n'
+    (root / "etc/apt/apt.conf.d/01lpse-proxy").write_text(
+        f'Acquire::http::Proxy "http://{cfg.gateway}:{cfg.apt_proxy_port}";\n'
+    )
+    # Bounded waits: an apt run through the proxy was once seen to hang forever after the
+    # proxy closed a pipelined connection; no pipelining, and time out and retry instead.
+    (root / "etc/apt/apt.conf.d/02lpse-lab-network").write_text(
+        'Acquire::http::Pipeline-Depth "0";\nAcquire::http::Timeout "30";\nAcquire::Retries "3";\n'
     )
     hostkey = root / "etc/ssh/ssh_host_ed25519_key"
     for old in (root / "etc/ssh").glob("ssh_host_*"):
@@ -344,8 +361,11 @@ def init_host_root(cfg: LabConfig, host: LabHost) -> None:
 
 def record_host_key(host: LabHost, key: list[str]) -> None:
     kh = known_hosts()
-    entries = [line for line in (kh.read_text().splitlines() if kh.exists() else [])
-               if line.split(" ", 1)[0] not in (host.address, host.name, f"{host.name},{host.address}")]
+    entries = [
+        line
+        for line in (kh.read_text().splitlines() if kh.exists() else [])
+        if line.split(" ", 1)[0] not in (host.address, host.name, f"{host.name},{host.address}")
+    ]
     entries.append(f"{host.name},{host.address} {key[0]} {key[1]}")
     tmp = kh.with_suffix(".tmp")
     tmp.write_text("\n".join(entries) + "\n")
@@ -396,13 +416,27 @@ def start_host(cfg: LabConfig, host: LabHost) -> None:
     for cg in cgroups:
         cg.mkdir(parents=True, exist_ok=True)
     subprocess.Popen(
-        ["systemd-nspawn", "--quiet", "--boot", f"--directory={host.root}", f"--machine={host.netns}",
-         f"--hostname={host.name}", "--register=no", "--keep-unit", "--resolv-conf=off",
-         "--link-journal=no", "--console=read-only", "--timezone=off",
-         # nftables inside the host's own network namespace needs CAP_NET_ADMIN.
-         "--capability=CAP_NET_ADMIN",
-         f"--network-namespace-path=/run/netns/{host.netns}"],
-        stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, start_new_session=True,
+        [
+            "systemd-nspawn",
+            "--quiet",
+            "--boot",
+            f"--directory={host.root}",
+            f"--machine={host.netns}",
+            f"--hostname={host.name}",
+            "--register=no",
+            "--keep-unit",
+            "--resolv-conf=off",
+            "--link-journal=no",
+            "--console=read-only",
+            "--timezone=off",
+            # nftables inside the host's own network namespace needs CAP_NET_ADMIN.
+            "--capability=CAP_NET_ADMIN",
+            f"--network-namespace-path=/run/netns/{host.netns}",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=console,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
         preexec_fn=lambda: enter_cgroups(cgroups),
     )
 
@@ -437,8 +471,9 @@ def up(cfg: LabConfig) -> None:
         start_host(cfg, host)
     for host in cfg.hosts:
         if not wait_port(host.address, 22, 60):
-            raise LabError(f"lab host {host.name} ({host.address}) did not start sshd in 60 s: "
-                           f"see {host.dir / 'console.log'}")
+            raise LabError(
+                f"lab host {host.name} ({host.address}) did not start sshd in 60 s: see {host.dir / 'console.log'}"
+            )
 
 
 def down(cfg: LabConfig) -> None:

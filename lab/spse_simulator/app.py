@@ -20,7 +20,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -102,8 +102,14 @@ class Config:
 def connect(cfg: Config) -> Any:
     import psycopg2  # Debian's python3-psycopg2 on the SPSE host
 
-    return psycopg2.connect(host=cfg.db_host, port=cfg.db_port, dbname=cfg.db_name,
-                            user=cfg.db_user, password=cfg.db_password, connect_timeout=5)
+    return psycopg2.connect(
+        host=cfg.db_host,
+        port=cfg.db_port,
+        dbname=cfg.db_name,
+        user=cfg.db_user,
+        password=cfg.db_password,
+        connect_timeout=5,
+    )
 
 
 def migrate(cfg: Config) -> None:
@@ -113,7 +119,7 @@ def migrate(cfg: Config) -> None:
 
 def page(title: str, body: str) -> bytes:
     return (
-        "<!DOCTYPE html><html lang=\"id\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html><html lang="id"><head><meta charset="utf-8">'
         f"<title>{html.escape(title)} | SPSE</title></head><body>"
         f"<header><h1>Layanan Pengadaan Secara Elektronik</h1></header><main>{body}</main>"
         f"<footer>{html.escape(FOOTER)}</footer></body></html>"
@@ -135,10 +141,10 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def do_GET(self) -> None:  # noqa: N802 (stdlib name)
+    def do_GET(self) -> None:
         # Fault injection for monitoring tests: SPSE's real failure mode is a 200 error page.
         if self.cfg.error_flag.exists():
-            self.send(200, page("Error", f"<p class=\"error\">{ERROR_TEXT}</p>"))
+            self.send(200, page("Error", f'<p class="error">{ERROR_TEXT}</p>'))
             return
         path = self.path.split("?", 1)[0].rstrip("/")
         try:
@@ -152,17 +158,23 @@ class Handler(BaseHTTPRequestHandler):
                 self.send(404, page("Tidak ditemukan", "<p>Halaman tidak ditemukan.</p>"))
         except Exception:  # the real SPSE shows its error page; so do we, and log why
             log.exception("request failed: %s", self.path)
-            self.send(500, page("Error", f"<p class=\"error\">{ERROR_TEXT}</p>"))
+            self.send(500, page("Error", f'<p class="error">{ERROR_TEXT}</p>'))
 
-    def do_HEAD(self) -> None:  # noqa: N802 (stdlib name)
+    def do_HEAD(self) -> None:
         self.do_GET()
 
     def home(self) -> None:
         with connect(self.cfg) as conn, conn.cursor() as cur:
             cur.execute("SELECT count(*), count(*) FILTER (WHERE closes_at > now()) FROM lelang")
             total, open_ = cur.fetchone()
-        self.send(200, page("Beranda", f"<h2>Beranda SPSE</h2><p>Jumlah lelang: {total}; "
-                                       f"lelang aktif: {open_}</p><a href=\"/eproc4/lelang\">Cari paket</a>"))
+        self.send(
+            200,
+            page(
+                "Beranda",
+                f"<h2>Beranda SPSE</h2><p>Jumlah lelang: {total}; "
+                f'lelang aktif: {open_}</p><a href="/eproc4/lelang">Cari paket</a>',
+            ),
+        )
 
     def tenders(self) -> None:
         with connect(self.cfg) as conn, conn.cursor() as cur:
@@ -170,7 +182,9 @@ class Handler(BaseHTTPRequestHandler):
             rows = cur.fetchall()
         items = "".join(
             f"<tr><td>{html.escape(k)}</td><td>{html.escape(n)}</td><td>{html.escape(s)}</td>"
-            f"<td>{p:,.2f}</td><td>{c:%Y-%m-%d %H:%M}</td></tr>" for k, n, s, p, c in rows)
+            f"<td>{p:,.2f}</td><td>{c:%Y-%m-%d %H:%M}</td></tr>"
+            for k, n, s, p, c in rows
+        )
         self.send(200, page("Daftar Lelang", f"<h2>Daftar Lelang</h2><table>{items}</table>"))
 
     def document(self, bid_id: str) -> None:
@@ -187,7 +201,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def serve(cfg: Config) -> None:
-    for attempt in range(30):  # PostgreSQL may still be starting at boot
+    for _ in range(30):  # PostgreSQL may still be starting at boot
         try:
             migrate(cfg)
             break
@@ -205,11 +219,26 @@ def serve(cfg: Config) -> None:
 
 # --- realistic data --------------------------------------------------------------------
 
-SATKER = ["Dinas Pekerjaan Umum", "Dinas Pendidikan", "Dinas Kesehatan", "RSUD", "Bappeda",
-          "Dinas Perhubungan", "Sekretariat Daerah", "Dinas Lingkungan Hidup"]
-PEKERJAAN = ["Pembangunan Jalan", "Rehabilitasi Gedung", "Pengadaan Alat Kesehatan",
-             "Pengadaan Komputer", "Jasa Konsultansi Pengawasan", "Pembangunan Jembatan",
-             "Pengadaan Obat", "Pemeliharaan Saluran Drainase"]
+SATKER = [
+    "Dinas Pekerjaan Umum",
+    "Dinas Pendidikan",
+    "Dinas Kesehatan",
+    "RSUD",
+    "Bappeda",
+    "Dinas Perhubungan",
+    "Sekretariat Daerah",
+    "Dinas Lingkungan Hidup",
+]
+PEKERJAAN = [
+    "Pembangunan Jalan",
+    "Rehabilitasi Gedung",
+    "Pengadaan Alat Kesehatan",
+    "Pengadaan Komputer",
+    "Jasa Konsultansi Pengawasan",
+    "Pembangunan Jembatan",
+    "Pengadaan Obat",
+    "Pemeliharaan Saluran Drainase",
+]
 
 
 def doc_size(rng: random.Random) -> tuple[str, int]:
@@ -242,7 +271,7 @@ def generate(cfg: Config, tenders: int, bids: int, documents_bytes: int, seed: i
     """Add tenders with bids and uploaded documents until the document budget is spent."""
     rng = random.Random(seed)
     migrate(cfg)
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     written = n_bids = 0
     with connect(cfg) as conn, conn.cursor() as cur:
         for _ in range(tenders):
@@ -250,8 +279,14 @@ def generate(cfg: Config, tenders: int, bids: int, documents_bytes: int, seed: i
             cur.execute(
                 "INSERT INTO lelang (kode, nama, satker, pagu, closes_at) VALUES (%s, %s, %s, %s, %s) "
                 "ON CONFLICT (kode) DO NOTHING RETURNING id",
-                (kode, f"{rng.choice(PEKERJAAN)} Tahun {now.year}", rng.choice(SATKER),
-                 rng.randrange(50_000_000, 20_000_000_000), now + timedelta(days=rng.randint(-60, 30))))
+                (
+                    kode,
+                    f"{rng.choice(PEKERJAAN)} Tahun {now.year}",
+                    rng.choice(SATKER),
+                    rng.randrange(50_000_000, 20_000_000_000),
+                    now + timedelta(days=rng.randint(-60, 30)),
+                ),
+            )
             row = cur.fetchone()
             if row is None:
                 continue
@@ -265,10 +300,19 @@ def generate(cfg: Config, tenders: int, bids: int, documents_bytes: int, seed: i
                 cur.execute(
                     "INSERT INTO penawaran (lelang_id, peserta, harga, dokumen_path, dokumen_bytes, dokumen_sha256)"
                     " VALUES (%s, %s, %s, %s, %s, %s)",
-                    (row[0], f"CV {rng.choice(string.ascii_uppercase)}{rng.randint(1, 999)}",
-                     rng.randrange(40_000_000, 19_000_000_000), rel, size, sha))
-            cur.execute("INSERT INTO audit_log (actor, action, detail) VALUES ('simulator', 'generate', %s)",
-                        (f"tender {kode}",))
+                    (
+                        row[0],
+                        f"CV {rng.choice(string.ascii_uppercase)}{rng.randint(1, 999)}",
+                        rng.randrange(40_000_000, 19_000_000_000),
+                        rel,
+                        size,
+                        sha,
+                    ),
+                )
+            cur.execute(
+                "INSERT INTO audit_log (actor, action, detail) VALUES ('simulator', 'generate', %s)",
+                (f"tender {kode}",),
+            )
     return {"tenders": tenders, "bids": n_bids, "documents_bytes": written}
 
 
@@ -293,8 +337,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = Config.load(args.config)
     if args.cmd == "generate":
         result = generate(cfg, args.tenders, args.bids_per_tender, parse_size(args.documents_size), args.seed)
-        print(f"added {result['tenders']} tenders, {result['bids']} bids, "
-              f"{result['documents_bytes'] / 1024**2:.1f} MiB of documents")
+        print(
+            f"added {result['tenders']} tenders, {result['bids']} bids, "
+            f"{result['documents_bytes'] / 1024**2:.1f} MiB of documents"
+        )
         return 0
     serve(cfg)
     return 0

@@ -16,9 +16,8 @@ from pathlib import Path
 
 import pytest
 import testinfra
-
 from lpse_lab import lab
-from lpse_lab.cli import ansible_env
+from lpse_lab.cli import BOOTSTRAP_CMD, ansible_env, bootstrap_env, playbook_cmd
 
 REPO = lab.REPO
 BIN = Path(sys.executable).parent
@@ -46,23 +45,16 @@ class Run:
 
 
 def run_playbook(name: str, *extra: str, inventory: Path | None = None) -> Run:
+    env = ansible_env() | {"ANSIBLE_NOCOLOR": "1"}
     res = subprocess.run(
-        [str(BIN / "ansible-playbook"), "-i", str(inventory or lab.INVENTORY), f"playbooks/{name}", *extra],
-        cwd=REPO, env=ansible_env() | {"ANSIBLE_NOCOLOR": "1"}, capture_output=True, text=True,
+        playbook_cmd(name, *extra, inventory=inventory), cwd=REPO, env=env, capture_output=True, text=True
     )
     return Run(res.returncode, res.stdout + res.stderr)
 
 
 def run_bootstrap() -> Run:
-    env = ansible_env() | {
-        "LPSE_INVENTORY": str(lab.INVENTORY),
-        "LPSE_BOOTSTRAP_KEY": str(lab.lab_key().with_suffix(".pub")),
-        "LPSE_SSH_KEY": str(lab.lab_key()),
-        "LPSE_KNOWN_HOSTS": str(lab.known_hosts()),
-        "NO_COLOR": "1",
-    }
-    res = subprocess.run([str(BIN / "pyinfra"), "-y", "playbooks/bootstrap_inventory.py", "playbooks/bootstrap.py"],
-                         cwd=REPO, env=env, capture_output=True, text=True)
+    env = bootstrap_env() | {"NO_COLOR": "1"}
+    res = subprocess.run(BOOTSTRAP_CMD, cwd=REPO, env=env, capture_output=True, text=True)
     return Run(res.returncode, res.stdout + res.stderr)
 
 
@@ -129,7 +121,9 @@ def listener(spse: testinfra.host.Host) -> Iterator[int]:
     """A TCP listener on an unlisted port of the SPSE host, removed afterwards."""
     port = 8081
     spse.run(f"systemd-run --unit=lpse-test-listener python3 -m http.server {port} --bind 0.0.0.0")
-    spse.run(f"for i in $(seq 50); do python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 1)\" "
-             "2>/dev/null && break; sleep 0.1; done")
+    spse.run(
+        f"for i in $(seq 50); do python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 1)\" "
+        "2>/dev/null && break; sleep 0.1; done"
+    )
     yield port
     spse.run("systemctl stop lpse-test-listener")

@@ -7,7 +7,6 @@ import subprocess
 
 import pytest
 from conftest import Run, run_bootstrap, run_playbook
-
 from lpse_lab import lab
 
 pytestmark = pytest.mark.lab
@@ -15,10 +14,27 @@ pytestmark = pytest.mark.lab
 
 def ssh(address: str, user: str, command: str = "true", *opts: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", f"UserKnownHostsFile={lab.known_hosts()}",
-         "-o", "StrictHostKeyChecking=yes", "-i", str(lab.lab_key()), "-o", "IdentitiesOnly=yes", *opts,
-         f"{user}@{address}", command],
-        capture_output=True, text=True, timeout=30,
+        [
+            "ssh",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
+            "-o",
+            f"UserKnownHostsFile={lab.known_hosts()}",
+            "-o",
+            "StrictHostKeyChecking=yes",
+            "-i",
+            str(lab.lab_key()),
+            "-o",
+            "IdentitiesOnly=yes",
+            *opts,
+            f"{user}@{address}",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
     )
 
 
@@ -42,8 +58,15 @@ def test_root_cannot_log_in(address: dict[str, str], provisioned: dict[str, Run]
 
 
 def test_password_login_is_refused(address: dict[str, str], provisioned: dict[str, Run]) -> None:
-    res = ssh(address["spse"], "lpseops", "true", "-o", "PreferredAuthentications=password,keyboard-interactive",
-              "-o", "PubkeyAuthentication=no")
+    res = ssh(
+        address["spse"],
+        "lpseops",
+        "true",
+        "-o",
+        "PreferredAuthentications=password,keyboard-interactive",
+        "-o",
+        "PubkeyAuthentication=no",
+    )
     assert res.returncode == 255
     assert "Permission denied (publickey)" in res.stderr
 

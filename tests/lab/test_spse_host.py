@@ -13,7 +13,7 @@ from conftest import LAB_CA, run_playbook
 
 pytestmark = pytest.mark.lab
 
-CONNECT = "python3 -c \"import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)\" {} {}"
+CONNECT = 'python3 -c "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)" {} {}'
 
 
 def https_get(address: str, path: str = "/eproc4/") -> tuple[int, str, dict[str, str]]:
@@ -58,15 +58,17 @@ def test_http_redirects_to_https(address: dict[str, str], provisioned: object) -
     assert "Location: https://spse/eproc4/" in head
 
 
-def test_firewall_drops_unlisted_port(spse: testinfra.host.Host, monitor: testinfra.host.Host,
-                                      address: dict[str, str], listener: int) -> None:
+def test_firewall_drops_unlisted_port(
+    spse: testinfra.host.Host, monitor: testinfra.host.Host, address: dict[str, str], listener: int
+) -> None:
     assert spse.run(CONNECT.format("127.0.0.1", listener)).rc == 0, "listener is not up"
     assert monitor.run(CONNECT.format(address["spse"], listener)).rc != 0
     assert monitor.run(CONNECT.format(address["spse"], 443)).rc == 0
 
 
-def test_postgresql_is_local_only(spse: testinfra.host.Host, monitor: testinfra.host.Host,
-                                  address: dict[str, str]) -> None:
+def test_postgresql_is_local_only(
+    spse: testinfra.host.Host, monitor: testinfra.host.Host, address: dict[str, str]
+) -> None:
     assert spse.socket("tcp://127.0.0.1:5432").is_listening
     assert not spse.socket(f"tcp://{address['spse']}:5432").is_listening
     assert not spse.socket("tcp://0.0.0.0:5432").is_listening
@@ -74,7 +76,9 @@ def test_postgresql_is_local_only(spse: testinfra.host.Host, monitor: testinfra.
 
 
 def test_spse_database_exists_and_app_can_use_it(spse: testinfra.host.Host) -> None:
-    out = spse.check_output("sudo -u postgres psql -Atc \"SELECT count(*) FROM pg_tables WHERE tablename='lelang'\" spse")
+    out = spse.check_output(
+        "sudo -u postgres psql -Atc \"SELECT count(*) FROM pg_tables WHERE tablename='lelang'\" spse"
+    )
     assert out == "1"
 
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from lpse_lab.lab import INVENTORY, LabError, load_config
 
 
@@ -19,5 +18,5 @@ def test_address_outside_the_bridge_is_refused(tmp_path: Path) -> None:
     (tmp_path / "group_vars" / "all").mkdir(parents=True)
     (tmp_path / "group_vars" / "all" / "lab.yml").write_text((INVENTORY / "group_vars/all/lab.yml").read_text())
     (tmp_path / "hosts.yml").write_text("all:\n  hosts:\n    x:\n      ansible_host: 192.0.2.5\n")
-    with pytest.raises(LabError, match="x address 192.0.2.5 is outside 10.213.0.0/24"):
+    with pytest.raises(LabError, match=r"x address 192\.0\.2\.5 is outside 10\.213\.0\.0/24"):
         load_config(tmp_path)

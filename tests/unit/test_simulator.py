@@ -5,15 +5,16 @@ import zipfile
 from pathlib import Path
 
 import pytest
-
 from lpse_lab.artifact import build_simulator
 from spse_simulator.app import Config, doc_size, parse_size, write_document
 
 
 def test_config_reads_the_role_format(tmp_path: Path) -> None:
     conf = tmp_path / "application.conf"
-    conf.write_text("# managed\ndb.name=spse\ndb.user=spse\ndb.password=s3cret=x\nhttp.port=9100\n"
-                    "spse.documents=/var/lib/spse/documents\n")
+    conf.write_text(
+        "# managed\ndb.name=spse\ndb.user=spse\ndb.password=s3cret=x\nhttp.port=9100\n"
+        "spse.documents=/var/lib/spse/documents\n"
+    )
     cfg = Config.load(conf)
     assert cfg.db_password == "s3cret=x"
     assert cfg.http_port == 9100 and cfg.http_address == "127.0.0.1"
@@ -22,7 +23,7 @@ def test_config_reads_the_role_format(tmp_path: Path) -> None:
 def test_config_names_a_missing_setting(tmp_path: Path) -> None:
     conf = tmp_path / "application.conf"
     conf.write_text("db.name=spse\n")
-    with pytest.raises(SystemExit, match="missing setting db.user"):
+    with pytest.raises(SystemExit, match=r"missing setting db\.user"):
         Config.load(conf)
 
 
