@@ -8,6 +8,7 @@ no default route: traffic only ever goes to the lab hosts and this machine.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -218,11 +219,12 @@ def apt_proxy_pidfile() -> Path:
 
 
 def pid_alive(pid: int) -> bool:
+    """True for a running process; a zombie (dead, not yet reaped) counts as gone."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, IndexError):
         return False
-    return True
+    return state != "Z"
 
 
 def read_pid(path: Path) -> int | None:
@@ -396,7 +398,22 @@ def enter_cgroups(cgroups: list[Path]) -> None:
         (cg / "cgroup.procs").write_text(f"{os.getpid()}\n")
 
 
+def cgroup_pids(host: LabHost) -> set[int]:
+    pids: set[int] = set()
+    for cg in host_cgroups(host):
+        for procs in cg.rglob("cgroup.procs") if cg.exists() else ():
+            pids.update(int(p) for p in procs.read_text().split())
+    return pids
+
+
 def remove_cgroups(host: LabHost) -> None:
+    # Processes of a host whose nspawn was SIGKILLed can outlive it; nothing of theirs may stay.
+    for pid in cgroup_pids(host):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while cgroup_pids(host) and time.monotonic() < deadline:
+        time.sleep(0.1)
     for cg in host_cgroups(host):
         if cg.exists():
             for sub in sorted((d for d in cg.rglob("*") if d.is_dir()), key=lambda d: len(d.parts), reverse=True):
@@ -451,10 +468,10 @@ def stop_host(host: LabHost) -> None:
             log.warning("%s did not power off in 20 s: killing it", host.name)
             os.killpg(pid, signal.SIGKILL)
             wait_gone(pid, 5)
+    remove_cgroups(host)
     if is_mounted(host.root):
         run(["umount", str(host.root)])
     remove_netns(host)
-    remove_cgroups(host)
 
 
 # --- commands ---------------------------------------------------------------------

@@ -26,6 +26,11 @@ LAB_CA = lab.STATE_DIR / "pki" / "lab-ca.crt"
 pytestmark = pytest.mark.lab
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that stop and start the lab itself run after all the others."""
+    items.sort(key=lambda item: item.get_closest_marker("lab_lifecycle") is not None)
+
+
 @dataclass
 class Run:
     rc: int

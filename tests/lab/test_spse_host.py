@@ -125,3 +125,24 @@ def test_maintenance_page_appears_and_disappears(address: dict[str, str], provis
     assert off.rc == 0, off.output[-3000:]
     status, body, _ = https_get(address["spse"])
     assert status == 200 and "Beranda SPSE" in body
+
+
+def test_simulator_generates_realistic_data(spse: testinfra.host.Host) -> None:
+    gen = spse.run(
+        "sudo -u spse SPSE_CONFIG=/etc/spse/application.conf python3 /opt/spse/current/spse-simulator.pyz "
+        "generate --tenders 3 --bids-per-tender 4 --documents-size 30M --seed 7"
+    )
+    assert gen.rc == 0, gen.stderr
+    assert "added 3 tenders, 12 bids" in gen.stdout
+    rows = spse.check_output(
+        "sudo -u postgres psql -AtF' ' -c "
+        '"SELECT dokumen_path, dokumen_bytes, dokumen_sha256 FROM penawaran ORDER BY id DESC LIMIT 12" spse'
+    )
+    total = 0
+    for line in rows.splitlines():
+        path, size, sha = line.split()
+        f = spse.file(f"/var/lib/spse/documents/{path}")
+        if int(size):
+            assert f.user == "spse" and f.size == int(size) and f.sha256sum == sha
+        total += int(size)
+    assert 0 < total <= 30 * 1024**2
