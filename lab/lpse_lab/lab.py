@@ -261,6 +261,9 @@ def ensure_apt_proxy(cfg: LabConfig) -> None:
             f"Port={cfg.apt_proxy_port}",
             f"BindAddress={cfg.gateway}",
             f"PidFile={base / 'acng.pid'}",
+            # Index files pass straight through: when several hosts refresh them at once,
+            # the cache's revalidation was seen cutting a transfer, which hangs apt.
+            "DontCache=/dists/",
         ],
         stdin=subprocess.DEVNULL,
         stdout=(base / "out.log").open("ab"),
