@@ -82,6 +82,18 @@ def test_spse_database_exists_and_app_can_use_it(spse: testinfra.host.Host) -> N
     assert out == "1"
 
 
+def test_postgresql_is_tuned_from_the_memory_figure(spse: testinfra.host.Host) -> None:
+    # The lab sets postgresql_memory_mb: 2048 -> a quarter for shared buffers, 3/4 as cache.
+    assert spse.check_output("sudo -u postgres psql -Atc 'SHOW shared_buffers'") == "512MB"
+    assert spse.check_output("sudo -u postgres psql -Atc 'SHOW effective_cache_size'") == "1536MB"
+    assert spse.check_output("sudo -u postgres psql -Atc 'SHOW password_encryption'") == "scram-sha-256"
+
+
+def test_java_runtime_is_installed(spse: testinfra.host.Host) -> None:
+    assert spse.package("openjdk-17-jre-headless").is_installed
+    assert spse.run("java -version").rc == 0
+
+
 def test_services_run_as_their_own_users(spse: testinfra.host.Host) -> None:
     assert spse.service("spse").is_running and spse.service("spse").is_enabled
     assert {p.user for p in spse.process.filter(comm="python3") if "spse-simulator" in p.args} == {"spse"}
