@@ -90,6 +90,26 @@ def playbook(name: str, *extra: str) -> None:
     subprocess.run(playbook_cmd(name, *extra), cwd=lab.REPO, env=ansible_env(), check=True)
 
 
+SUMMARY_SERVICES = ("ssh", "nftables", "postgresql@15-main", "spse", "nginx")
+
+
+def services(host: lab.LabHost) -> dict[str, str]:
+    """systemctl is-active for the services the summary shows (only those installed)."""
+    cmd = [
+        "ssh",
+        "-i",
+        str(lab.lab_key()),
+        "-o",
+        f"UserKnownHostsFile={lab.known_hosts()}",
+        "-o",
+        "BatchMode=yes",
+        f"lpseops@{host.address}",
+        "systemctl is-active " + " ".join(SUMMARY_SERVICES) + "; true",
+    ]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.split()
+    return {name: state for name, state in zip(SUMMARY_SERVICES, out, strict=False) if state != "inactive"}
+
+
 def summary(cfg: lab.LabConfig) -> None:
     by_name = {h.name: h for h in cfg.hosts}
     print("\nlpse-ops lab is provisioned:")
@@ -98,6 +118,10 @@ def summary(cfg: lab.LabConfig) -> None:
             f"  {st.name:<8} {st.address:<12} {'running' if st.running else 'stopped'}, "
             f"ssh {'up' if st.ssh else 'down'}"
         )
+    for st in lab.status(cfg):
+        if st.ssh:
+            states = services(by_name[st.name])
+            print(f"  {st.name:<8} services: " + ", ".join(f"{k} {v}" for k, v in states.items()))
     if "spse" in by_name:
         print(
             f"  SPSE (simulator): https://spse/eproc4  (address {by_name['spse'].address}; "
