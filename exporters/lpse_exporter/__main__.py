@@ -1,0 +1,68 @@
+"""lpse-exporter: serve the LPSE metrics.  lpse-exporter --config /etc/lpse-exporter/config.toml"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import threading
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry
+
+from lpse_exporter.collectors.base import LpseCollector, Source
+from lpse_exporter.collectors.disk import DiskSource
+from lpse_exporter.collectors.memory import MemorySource
+from lpse_exporter.collectors.network import NetworkSource
+from lpse_exporter.collectors.textfile import TextfileSource
+from lpse_exporter.collectors.uptime import BootSource, ProbeSource
+from lpse_exporter.config import Config, ConfigError, load
+from lpse_exporter.server import serve
+
+
+def build(cfg: Config) -> tuple[CollectorRegistry, ProbeSource]:
+    probes = ProbeSource(cfg.spse, cfg.internet, cfg.tls, cfg.probe_interval, cfg.probe_timeout)
+    sources: list[Source] = [
+        DiskSource(cfg.root, cfg.filesystem_roles),
+        MemorySource(cfg.root),
+        NetworkSource(cfg.root, cfg.uplinks_bps),
+        BootSource(cfg.root),
+        probes,
+        TextfileSource(cfg.textfile_dir),
+    ]
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LpseCollector(sources))
+    return registry, probes
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="lpse-exporter", description=__doc__)
+    p.add_argument("--config", type=Path, default=Path("/etc/lpse-exporter/config.toml"))
+    p.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = load(args.config)
+    except ConfigError as e:
+        print(f"lpse-exporter: {e}", file=sys.stderr)
+        return 2
+    if args.check_config:
+        print(f"{args.config}: ok")
+        return 0
+    registry, probes = build(cfg)
+    probes.start()
+    try:
+        httpd = serve(registry, cfg.listen_address, cfg.listen_port, cfg.web)
+    except OSError as e:
+        print(f"lpse-exporter: cannot listen on {cfg.listen_address}:{cfg.listen_port}: {e}", file=sys.stderr)
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=httpd.shutdown).start())
+    logging.getLogger("lpse_exporter").info("serving /metrics on %s:%d", cfg.listen_address, cfg.listen_port)
+    httpd.serve_forever()
+    probes.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

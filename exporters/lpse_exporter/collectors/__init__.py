@@ -1,0 +1,1 @@
+"""One collector per source; each reads one consistent snapshot of its source per scrape."""
