@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
+import sys
 import tempfile
 import zipapp
 from pathlib import Path
@@ -30,3 +32,31 @@ def build_simulator(out_dir: Path) -> tuple[Path, str]:
     sha = hashlib.sha256(target.read_bytes()).hexdigest()
     sha_file.write_text(sha + "\n")
     return target, sha
+
+
+EXPORTER = Path(__file__).resolve().parents[2] / "exporters"
+
+
+def build_exporter_wheels(out_dir: Path) -> Path:
+    """Wheels of lpse-exporter and its dependencies, for hosts without PyPI access.
+
+    Rebuilt only when the exporter's sources change, so that the role sees the same files
+    (and reports no change) on every other run.
+    """
+    skip = {"__pycache__", "build"}
+    sources = [f for f in EXPORTER.rglob("*") if f.suffix in (".py", ".toml") and not skip & set(f.parts)]
+    stamp = out_dir / ".built"
+    if stamp.exists() and stamp.stat().st_mtime >= max(f.stat().st_mtime for f in sources):
+        return out_dir
+    tmp = out_dir.with_name(out_dir.name + ".tmp")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "-w", str(tmp), str(EXPORTER)],
+        check=True,
+    )
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    tmp.rename(out_dir)
+    stamp.touch()
+    return out_dir

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from lpse_lab import lab
-from lpse_lab.artifact import build_simulator
+from lpse_lab.artifact import build_exporter_wheels, build_simulator
 from lpse_lab.pki import ensure_ca, ensure_server_cert
 
 log = logging.getLogger("lpse_lab")
@@ -61,6 +61,7 @@ def cmd_up(cfg: lab.LabConfig) -> None:
     for host in cfg.hosts:
         ensure_server_cert(pki, host.name, host.address)
     build_simulator(lab.STATE_DIR / "artifacts")
+    build_exporter_wheels(lab.STATE_DIR / "wheels")
     ensure_lab_secrets()
     print(f"lab up in {time.monotonic() - t0:.1f} s: " + ", ".join(f"{h.name} {h.address}" for h in cfg.hosts))
 
@@ -90,7 +91,7 @@ def playbook(name: str, *extra: str) -> None:
     subprocess.run(playbook_cmd(name, *extra), cwd=lab.REPO, env=ansible_env(), check=True)
 
 
-SUMMARY_SERVICES = ("ssh", "nftables", "postgresql@15-main", "spse", "nginx")
+SUMMARY_SERVICES = ("ssh", "nftables", "postgresql@15-main", "spse", "nginx", "lpse-exporter")
 
 
 def services(host: lab.LabHost) -> dict[str, str]:

@@ -117,6 +117,11 @@ def monitor(lab_config: lab.LabConfig, ssh_config: Path) -> testinfra.host.Host:
 
 
 @pytest.fixture(scope="session")
+def offroom(lab_config: lab.LabConfig, ssh_config: Path) -> testinfra.host.Host:
+    return _host(lab_config, ssh_config, "offroom")
+
+
+@pytest.fixture(scope="session")
 def address(lab_config: lab.LabConfig) -> dict[str, str]:
     return {h.name: h.address for h in lab_config.hosts}
 

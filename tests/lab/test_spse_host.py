@@ -16,23 +16,31 @@ pytestmark = pytest.mark.lab
 CONNECT = 'python3 -c "import socket,sys; socket.create_connection((sys.argv[1], int(sys.argv[2])), 3)" {} {}'
 
 
-def https_get(address: str, path: str = "/eproc4/") -> tuple[int, str, dict[str, str]]:
-    """GET https://spse<path> with the lab CA, connecting to the lab address."""
+def https_open(address: str, path: str) -> tuple[int, bytes, dict[str, str]]:
+    """GET https://spse<path> checked against the lab CA, connecting to the lab address."""
     ctx = ssl.create_default_context(cafile=str(LAB_CA))
-    conn_ctx = ctx.wrap_socket(socket.create_connection((address, 443), 10), server_hostname="spse")
-    conn_ctx.close()  # the handshake above proves the chain and the name
     opener = urllib.request.build_opener(urllib.request.HTTPSHandler(context=ctx))
-    req = urllib.request.Request(f"https://spse{path}")
     # Resolve "spse" to the lab address without touching /etc/hosts on this machine.
     orig = socket.getaddrinfo
     socket.getaddrinfo = lambda host, *a, **k: orig(address if host == "spse" else host, *a, **k)  # type: ignore[assignment]
     try:
-        with opener.open(req, timeout=10) as r:
-            return r.status, r.read().decode(), dict(r.headers)
+        with opener.open(urllib.request.Request(f"https://spse{path}"), timeout=30) as r:
+            return r.status, r.read(), dict(r.headers)
     except urllib.error.HTTPError as e:
-        return e.code, e.read().decode(), dict(e.headers)
+        return e.code, e.read(), dict(e.headers)
     finally:
         socket.getaddrinfo = orig  # type: ignore[assignment]
+
+
+def https_get(address: str, path: str = "/eproc4/") -> tuple[int, str, dict[str, str]]:
+    status, body, headers = https_open(address, path)
+    return status, body.decode(), headers
+
+
+def https_get_bytes(address: str, path: str) -> bytes:
+    status, body, _ = https_open(address, path)
+    assert status == 200, status
+    return body
 
 
 def test_spse_page_served_over_https_with_lab_chain(address: dict[str, str], provisioned: object) -> None:

@@ -44,6 +44,8 @@ PSEUDO_FSTYPES = frozenset(
 )
 # Kernel and runtime mounts (a container's /run/host binds among them) are not LPSE data.
 SKIP_MOUNT_PREFIXES = ("/proc/", "/sys/", "/dev/", "/run/")
+# systemd PrivateTmp= gives services their own /tmp and /var/tmp: not filesystems of the host.
+SKIP_MOUNTPOINTS = frozenset({"/tmp", "/var/tmp"})
 SECTOR = 512  # /proc/diskstats counts 512-byte sectors whatever the device's block size
 SKIP_DEVICES = ("loop", "ram", "fd", "sr")
 
@@ -68,7 +70,7 @@ def parse_mounts(text: str) -> list[Mount]:
         if len(parts) < 4 or parts[2] in PSEUDO_FSTYPES:
             continue
         m = Mount(parts[0], unescape(parts[1]), parts[2], "ro" in parts[3].split(","))
-        if m.mountpoint.startswith(SKIP_MOUNT_PREFIXES):
+        if m.mountpoint.startswith(SKIP_MOUNT_PREFIXES) or m.mountpoint in SKIP_MOUNTPOINTS:
             continue
         mounts[m.mountpoint] = m  # the last mount on a path is the one that is visible
     return list(mounts.values())

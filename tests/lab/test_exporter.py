@@ -1,0 +1,145 @@
+"""lpse-exporter on the lab, checked against ground truth (issue 3)."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+
+import pytest
+import testinfra
+from prometheus_client.parser import text_string_to_metric_families
+from test_spse_host import https_get_bytes
+
+pytestmark = pytest.mark.lab
+
+
+def parse(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+
+
+def scrape_from(host: testinfra.host.Host, target: str) -> dict:
+    return parse(host.check_output(f"curl -sf --max-time 5 http://{target}:9120/metrics"))
+
+
+def scrape_inside(netns: str) -> dict:
+    """Scrape over the host's loopback from this machine: works with the host's uplink down."""
+    out = subprocess.run(
+        ["ip", "netns", "exec", netns, "curl", "-sf", "--max-time", "5", "http://127.0.0.1:9120/metrics"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return parse(out.stdout)
+
+
+def one(data: dict, name: str, **labels: str) -> float:
+    return data[(name, tuple(sorted(labels.items())))]
+
+
+def test_exporter_runs_unprivileged_on_every_host(spse: testinfra.host.Host, monitor: testinfra.host.Host) -> None:
+    for host in (spse, monitor):
+        svc = host.service("lpse-exporter")
+        assert svc.is_running and svc.is_enabled
+        assert {p.user for p in host.process.filter(comm="lpse-exporter")} | {
+            p.user for p in host.process.filter(comm="python3") if "lpse-exporter" in p.args
+        } == {"lpse-exporter"}
+
+
+def test_only_the_monitoring_server_may_scrape(monitor: testinfra.host.Host, offroom: testinfra.host.Host) -> None:
+    assert monitor.run("curl -sf --max-time 5 -o /dev/null http://spse:9120/metrics").rc == 0
+    assert offroom.run("curl -sf --max-time 5 -o /dev/null http://spse:9120/metrics").rc != 0
+
+
+def test_every_collector_succeeds(monitor: testinfra.host.Host) -> None:
+    data = scrape_from(monitor, "spse")
+    for collector in ("disk", "memory", "network", "uptime", "probes", "textfile"):
+        assert one(data, "lpse_exporter_collector_success", collector=collector) == 1.0, collector
+    assert one(data, "lpse_spse_up", url="https://spse/eproc4/") == 1.0
+    assert one(data, "lpse_tls_certificate_valid", target="spse:443") == 1.0
+    assert one(data, "lpse_network_contracted_bandwidth_bytes", interface="host0") == 12_500_000
+
+
+def test_disk_avail_drops_by_what_is_written(spse: testinfra.host.Host, monitor: testinfra.host.Host) -> None:
+    size = 64 * 1024 * 1024
+    key = (
+        "lpse_filesystem_avail_bytes",
+        (("device", "overlay"), ("fstype", "overlay"), ("mountpoint", "/"), ("role", "system")),
+    )
+    try:
+        before = scrape_from(monitor, "spse")[key]
+        spse.check_output(f"head -c {size} /dev/urandom > /var/tmp/lpse-disk-test && sync")
+        after = scrape_from(monitor, "spse")[key]
+    finally:
+        spse.run("rm -f /var/tmp/lpse-disk-test")
+    # Other writers (journald, PostgreSQL) share the filesystem: allow 4 MiB besides the 4 KiB block.
+    assert before - after == pytest.approx(size, abs=4 * 1024 * 1024)
+
+
+def test_interface_counters_match_bytes_sent(spse: testinfra.host.Host, address: dict[str, str]) -> None:
+    """Download SPSE documents of known size over HTTPS: host0's transmit counter grows by that much."""
+    spse.check_output(
+        "sudo -u spse SPSE_CONFIG=/etc/spse/application.conf python3 /opt/spse/current/spse-simulator.pyz "
+        "generate --tenders 1 --bids-per-tender 3 --documents-size 30M --seed 11"
+    )
+    rows = spse.check_output(
+        "sudo -u postgres psql -AtF' ' -c 'SELECT id, dokumen_bytes FROM penawaran ORDER BY id DESC LIMIT 3' spse"
+    )
+    docs = [(int(i), int(n)) for i, n in (line.split() for line in rows.splitlines())]
+    before = scrape_inside("lab-spse")
+    received = sum(len(https_get_bytes(address["spse"], f"/eproc4/dokumen/{i}")) for i, _ in docs)
+    after = scrape_inside("lab-spse")
+    assert received == sum(n for _, n in docs)
+    sent = one(after, "lpse_network_transmit_bytes_total", interface="host0") - one(
+        before, "lpse_network_transmit_bytes_total", interface="host0"
+    )
+    assert sent == pytest.approx(received, rel=0.02)
+
+
+def test_spse_down_is_seen_within_one_probe_round(spse: testinfra.host.Host) -> None:
+    url = "https://spse/eproc4/"
+    spse.check_output("systemctl stop spse")
+    try:
+        time.sleep(3)  # lab probe interval: 2 s
+        down = scrape_inside("lab-spse")
+        assert one(down, "lpse_spse_up", url=url) == 0.0
+        assert one(down, "lpse_spse_http_status", url=url) == 502.0
+    finally:
+        spse.check_output("systemctl start spse")
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and one(scrape_inside("lab-spse"), "lpse_spse_up", url=url) != 1.0:
+        time.sleep(1)
+    assert one(scrape_inside("lab-spse"), "lpse_spse_up", url=url) == 1.0
+
+
+def test_spse_error_page_counts_as_down(spse: testinfra.host.Host) -> None:
+    url = "https://spse/eproc4/"
+    spse.check_output("touch /var/lib/spse/simulator-error")
+    try:
+        time.sleep(3)
+        data = scrape_inside("lab-spse")
+        assert one(data, "lpse_spse_http_status", url=url) == 200.0
+        assert one(data, "lpse_spse_up", url=url) == 0.0
+    finally:
+        spse.run("rm -f /var/lib/spse/simulator-error")
+
+
+def test_link_down_is_reported() -> None:
+    subprocess.run(["ip", "-n", "lab-spse", "link", "set", "host0", "down"], check=True)
+    try:
+        data = scrape_inside("lab-spse")
+        assert one(data, "lpse_network_up", interface="host0") == 0.0
+        time.sleep(3)
+        assert one(scrape_inside("lab-spse"), "lpse_internet_probe_up", target="gateway") == 0.0
+    finally:
+        subprocess.run(["ip", "-n", "lab-spse", "link", "set", "host0", "up"], check=True)
+    assert one(scrape_inside("lab-spse"), "lpse_network_up", interface="host0") == 1.0
+
+
+def test_metrics_pass_promtool_lint(monitor: testinfra.host.Host) -> None:
+    text = monitor.check_output("curl -sf http://spse:9120/metrics")
+    res = subprocess.run(["promtool", "check", "metrics"], input=text + "\n", capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
