@@ -79,16 +79,21 @@ def test_disk_avail_drops_by_what_is_written(spse: testinfra.host.Host, monitor:
     assert before - after == pytest.approx(size, abs=4 * 1024 * 1024)
 
 
-def test_interface_counters_match_bytes_sent(spse: testinfra.host.Host, address: dict[str, str]) -> None:
-    """Download SPSE documents of known size over HTTPS: host0's transmit counter grows by that much."""
+def spse_documents(spse: testinfra.host.Host, seed: int) -> list[tuple[int, int]]:
+    """Three new bid documents from the simulator: [(bid id, bytes)]."""
     spse.check_output(
         "sudo -u spse SPSE_CONFIG=/etc/spse/application.conf python3 /opt/spse/current/spse-simulator.pyz "
-        "generate --tenders 1 --bids-per-tender 3 --documents-size 30M --seed 11"
+        f"generate --tenders 1 --bids-per-tender 3 --documents-size 30M --seed {seed}"
     )
     rows = spse.check_output(
         "sudo -u postgres psql -AtF' ' -c 'SELECT id, dokumen_bytes FROM penawaran ORDER BY id DESC LIMIT 3' spse"
     )
-    docs = [(int(i), int(n)) for i, n in (line.split() for line in rows.splitlines())]
+    return [(int(i), int(n)) for i, n in (line.split() for line in rows.splitlines())]
+
+
+def test_interface_counters_match_bytes_sent(spse: testinfra.host.Host, address: dict[str, str]) -> None:
+    """Download SPSE documents of known size over HTTPS: host0's transmit counter grows by that much."""
+    docs = spse_documents(spse, seed=11)
     before = scrape_inside("lab-spse")
     received = sum(len(https_get_bytes(address["spse"], f"/eproc4/dokumen/{i}")) for i, _ in docs)
     after = scrape_inside("lab-spse")
