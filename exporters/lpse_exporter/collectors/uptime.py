@@ -6,6 +6,7 @@ timeout each; a scrape only reads the latest results and never waits on the netw
 
 from __future__ import annotations
 
+import functools
 import socket
 import ssl
 import threading
@@ -70,9 +71,15 @@ class ProbeResult:
     expiry: float | None = None
 
 
+@functools.lru_cache(maxsize=8)
+def tls_context(ca_file: str | None) -> ssl.SSLContext:
+    """One context per CA file: loading the CA store on every probe costs CPU and memory."""
+    return ssl.create_default_context(cafile=ca_file)
+
+
 def probe_spse(check: SpseCheck, timeout: float) -> ProbeResult:
     """Up only for a 200 page with SPSE's markers: SPSE's own error page comes with 200."""
-    ctx = ssl.create_default_context(cafile=check.ca_file)
+    ctx = tls_context(check.ca_file)
     t0 = time.monotonic()
     status, body, reason = 0, "", ""
     try:
@@ -102,7 +109,7 @@ def probe_internet(target: InternetTarget, timeout: float) -> ProbeResult:
 
 
 def probe_tls(target: TlsTarget, timeout: float) -> ProbeResult:
-    ctx = ssl.create_default_context(cafile=target.ca_file)
+    ctx = tls_context(target.ca_file)
     t0 = time.monotonic()
     try:
         with (
@@ -129,6 +136,7 @@ class ProbeSource:
     _results: dict[tuple[str, str], ProbeResult] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=4))
 
     def run_once(self) -> None:
         jobs: dict[tuple[str, str], tuple] = {}
@@ -138,9 +146,9 @@ class ProbeSource:
             jobs[("internet", t.name)] = (probe_internet, t)
         for tt in self.tls:
             jobs[("tls", f"{tt.server_name or tt.host}:{tt.port}")] = (probe_tls, tt)
-        with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
-            futures = {key: pool.submit(fn, arg, self.timeout) for key, (fn, arg) in jobs.items()}
-            results = {key: f.result() for key, f in futures.items()}
+        # One long-lived pool: new threads every round would fragment memory (glibc arenas).
+        futures = {key: self._pool.submit(fn, arg, self.timeout) for key, (fn, arg) in jobs.items()}
+        results = {key: f.result() for key, f in futures.items()}
         with self._lock:
             self._results = results  # one consistent round, swapped in whole
 
@@ -157,6 +165,7 @@ class ProbeSource:
 
     def stop(self) -> None:
         self._stop.set()
+        self._pool.shutdown(wait=False)
 
     def read(self) -> Iterable[Metric]:
         with self._lock:
