@@ -61,6 +61,9 @@ def test_every_collector_succeeds(monitor: testinfra.host.Host) -> None:
     assert one(data, "lpse_spse_up", url="https://spse/eproc4/") == 1.0
     assert one(data, "lpse_tls_certificate_valid", target="spse:443") == 1.0
     assert one(data, "lpse_network_contracted_bandwidth_bytes", interface="host0") == 12_500_000
+    # The hourly root timer ran once at install; lab disks are virtual, so no health series.
+    assert one(data, "lpse_disk_smart_available") == 1.0
+    assert one(data, "lpse_textfile_error", file="smart.prom") == 0.0
 
 
 def test_disk_avail_drops_by_what_is_written(spse: testinfra.host.Host, monitor: testinfra.host.Host) -> None:

@@ -23,6 +23,7 @@ from lpse_exporter.collectors.textfile import TextfileSource
 from lpse_exporter.collectors.uptime import BootSource, ProbeSource, SpseCheck, TlsTarget, probe_spse
 from lpse_exporter.config import ConfigError, WebConfig, parse
 from lpse_exporter.server import serve
+from lpse_exporter.smart import main as smart_main
 from lpse_lab.pki import ensure_server_cert
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily
@@ -250,3 +251,23 @@ def test_server_requires_basic_auth_over_tls(tmp_path: Path) -> None:
         assert 'lpse_exporter_collector_success{collector="memory"} 1.0' in body
     finally:
         httpd.shutdown()
+
+
+def test_smart_health_textfile(tmp_path: Path) -> None:
+    out = tmp_path / "smart.prom"
+    assert (
+        smart_main(["--output", str(out), "--smartctl", str(Path(__file__).parent / "fixtures/smartctl-standin")]) == 0
+    )
+    data = samples(TextfileSource(tmp_path))
+    assert value(data, "lpse_disk_smart_available") == 1.0
+    assert value(data, "lpse_disk_smart_healthy", device="/dev/sda", model="WDC WD40EFRX") == 1.0
+    assert value(data, "lpse_disk_smart_healthy", device="/dev/sdb", model="ST2000DM008") == 0.0
+    assert not any(dict(lbl).get("device") == "/dev/vda" for _, lbl in data)
+
+
+def test_smart_without_smartctl_says_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # no smartctl anywhere
+    assert smart_main(["--output", str(tmp_path / "smart.prom")]) == 0
+    data = samples(TextfileSource(tmp_path))
+    assert value(data, "lpse_disk_smart_available") == 0.0
+    assert value(data, "lpse_textfile_error", file="smart.prom") == 0.0
