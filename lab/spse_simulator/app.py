@@ -272,7 +272,7 @@ def generate(cfg: Config, tenders: int, bids: int, documents_bytes: int, seed: i
     rng = random.Random(seed)
     migrate(cfg)
     now = datetime.now(UTC)
-    written = n_bids = 0
+    written = n_bids = n_tenders = 0
     with connect(cfg) as conn, conn.cursor() as cur:
         for _ in range(tenders):
             kode = "".join(rng.choices(string.digits, k=8))
@@ -290,11 +290,14 @@ def generate(cfg: Config, tenders: int, bids: int, documents_bytes: int, seed: i
             row = cur.fetchone()
             if row is None:
                 continue
+            n_tenders += 1
             for b in range(bids):
+                if written >= documents_bytes:  # budget spent: every bid keeps a real document
+                    break
                 kind, size = doc_size(rng)
-                size = min(size, max(documents_bytes - written, 0))
+                size = min(size, documents_bytes - written)
                 rel = f"{now:%Y}/{kode}/penawaran-{b + 1}.{kind}"
-                sha = write_document(cfg.documents / rel, kind, size, rng) if size else hashlib.sha256().hexdigest()
+                sha = write_document(cfg.documents / rel, kind, size, rng)
                 written += size
                 n_bids += 1
                 cur.execute(
@@ -313,7 +316,7 @@ def generate(cfg: Config, tenders: int, bids: int, documents_bytes: int, seed: i
                 "INSERT INTO audit_log (actor, action, detail) VALUES ('simulator', 'generate', %s)",
                 (f"tender {kode}",),
             )
-    return {"tenders": tenders, "bids": n_bids, "documents_bytes": written}
+    return {"tenders": n_tenders, "bids": n_bids, "documents_bytes": written}
 
 
 def parse_size(text: str) -> int:

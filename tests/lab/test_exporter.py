@@ -82,8 +82,9 @@ def test_disk_avail_drops_by_what_is_written(spse: testinfra.host.Host, monitor:
     assert before - after == pytest.approx(size, abs=4 * 1024 * 1024)
 
 
-def spse_documents(spse: testinfra.host.Host, seed: int) -> list[tuple[int, int]]:
+def spse_documents(spse: testinfra.host.Host) -> list[tuple[int, int]]:
     """Three new bid documents from the simulator: [(bid id, bytes)]."""
+    seed = time.time_ns() % 2**31  # a new seed: tender codes from an old seed already exist
     spse.check_output(
         "sudo -u spse SPSE_CONFIG=/etc/spse/application.conf python3 /opt/spse/current/spse-simulator.pyz "
         f"generate --tenders 1 --bids-per-tender 3 --documents-size 30M --seed {seed}"
@@ -96,7 +97,7 @@ def spse_documents(spse: testinfra.host.Host, seed: int) -> list[tuple[int, int]
 
 def test_interface_counters_match_bytes_sent(spse: testinfra.host.Host, address: dict[str, str]) -> None:
     """Download SPSE documents of known size over HTTPS: host0's transmit counter grows by that much."""
-    docs = spse_documents(spse, seed=11)
+    docs = spse_documents(spse)
     before = scrape_inside("lab-spse")
     received = sum(len(https_get_bytes(address["spse"], f"/eproc4/dokumen/{i}")) for i, _ in docs)
     after = scrape_inside("lab-spse")

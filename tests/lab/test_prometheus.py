@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import socket
+import ssl
 import time
 import urllib.parse
 import urllib.request
 
 import pytest
 import testinfra
+from conftest import LAB_CA
 from test_exporter import one, scrape_inside, spse_documents
 from test_spse_host import https_get_bytes
 
@@ -54,10 +57,8 @@ def test_spse_outage_reaches_prometheus(spse: testinfra.host.Host, address: dict
         spse.check_output("systemctl start spse")
 
 
-def test_traffic_counter_and_rate_agree_with_bytes_sent(
-    spse: testinfra.host.Host, monitor: testinfra.host.Host, address: dict[str, str]
-) -> None:
-    docs = spse_documents(spse, seed=23)
+def test_traffic_counter_and_rate_agree_with_bytes_sent(spse: testinfra.host.Host, address: dict[str, str]) -> None:
+    docs = spse_documents(spse)
     counter = 'lpse_network_transmit_bytes_total{instance="spse",interface="host0"}'
     time.sleep(5)  # two scrapes since any earlier traffic
     t0 = time.time()
@@ -68,17 +69,44 @@ def test_traffic_counter_and_rate_agree_with_bytes_sent(
     sent = instant(address["monitor"], counter, t1) - instant(address["monitor"], counter, t0)
     assert sent == pytest.approx(received, rel=0.02)
 
-    # A steady transfer between two lab hosts (monitor downloads from spse at a capped rate):
-    # the rate Prometheus computes during it matches the rate of the interface counter, read
-    # straight from the exporter before and after (both count bytes on the wire, headers too).
-    doc, size = max(docs, key=lambda d: d[1])
-    before, start = wire_bytes(), time.time()
-    monitor.check_output(f"curl -sf --limit-rate {size // 16} -o /dev/null https://spse/eproc4/dokumen/{doc}")
-    after, end = wire_bytes(), time.time()
-    counter_rate = (after - before) / (end - start)
-    computed = instant(address["monitor"], f"rate({counter}[10s])", start + (end - start) / 2 + 5)
-    assert computed == pytest.approx(counter_rate, rel=0.02)
+    # A steady, sender-paced upload from this machine to the SPSE host: the rate Prometheus
+    # computes in the middle of it matches the pace (receive side, bytes on the wire).
+    total, seconds = 24 * 1024 * 1024, 16.0
+    rx = 'lpse_network_receive_bytes_total{instance="spse",interface="host0"}'
+    before = wire_bytes("receive")
+    start = paced_upload(address["spse"], total, seconds)
+    received_on_wire = wire_bytes("receive") - before
+    assert received_on_wire == pytest.approx(total, rel=0.02)
+    computed = instant(address["monitor"], f"rate({rx}[8s])", start + 12)  # window [4 s, 12 s] of the upload
+    assert computed == pytest.approx(total / seconds, rel=0.02)
 
 
-def wire_bytes() -> float:
-    return one(scrape_inside("lab-spse"), "lpse_network_transmit_bytes_total", interface="host0")
+def wire_bytes(direction: str = "transmit") -> float:
+    return one(scrape_inside("lab-spse"), f"lpse_network_{direction}_bytes_total", interface="host0")
+
+
+def paced_upload(address: str, total: int, seconds: float) -> float:
+    """POST `total` bytes to https://spse/eproc4/ at a steady pace; returns the start time.
+
+    nginx reads the whole body before it answers (SPSE's simulator then refuses the POST),
+    so the bytes cross host0 at the pace this sender sets.
+    """
+    ctx = ssl.create_default_context(cafile=str(LAB_CA))
+    raw = socket.create_connection((address, 443), timeout=30)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)  # small buffer: no burst
+    chunk = b"\0" * (64 * 1024)
+    with ctx.wrap_socket(raw, server_hostname="spse") as tls:
+        tls.sendall(
+            f"POST /eproc4/lpse-upload-test HTTP/1.1\r\nHost: spse\r\nContent-Length: {total}\r\n"
+            "Content-Type: application/octet-stream\r\nConnection: close\r\n\r\n".encode()
+        )
+        start, sent, pace = time.time(), 0, total / seconds
+        while sent < total:
+            n = min(len(chunk), total - sent)
+            tls.sendall(chunk[:n])
+            sent += n
+            delay = start + sent / pace - time.time()
+            if delay > 0:
+                time.sleep(delay)
+        tls.recv(1024)  # the answer (nginx has the whole body by then)
+    return start

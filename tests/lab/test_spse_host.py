@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import ssl
+import time
 import urllib.error
 import urllib.request
 
@@ -148,21 +150,24 @@ def test_maintenance_page_appears_and_disappears(address: dict[str, str], provis
 
 
 def test_simulator_generates_realistic_data(spse: testinfra.host.Host) -> None:
+    seed = time.time_ns() % 2**31
     gen = spse.run(
         "sudo -u spse SPSE_CONFIG=/etc/spse/application.conf python3 /opt/spse/current/spse-simulator.pyz "
-        "generate --tenders 3 --bids-per-tender 4 --documents-size 30M --seed 7"
+        f"generate --tenders 3 --bids-per-tender 4 --documents-size 30M --seed {seed}"
     )
     assert gen.rc == 0, gen.stderr
-    assert "added 3 tenders, 12 bids" in gen.stdout
+    m = re.search(r"added (\d+) tenders, (\d+) bids, ([\d.]+) MiB", gen.stdout)
+    assert m and int(m[1]) >= 1 and int(m[2]) >= 1, gen.stdout
     rows = spse.check_output(
         "sudo -u postgres psql -AtF' ' -c "
-        '"SELECT dokumen_path, dokumen_bytes, dokumen_sha256 FROM penawaran ORDER BY id DESC LIMIT 12" spse'
+        f'"SELECT dokumen_path, dokumen_bytes, dokumen_sha256 FROM penawaran ORDER BY id DESC LIMIT {m[2]}" spse'
     )
     total = 0
     for line in rows.splitlines():
         path, size, sha = line.split()
         f = spse.file(f"/var/lib/spse/documents/{path}")
-        if int(size):
-            assert f.user == "spse" and f.size == int(size) and f.sha256sum == sha
+        assert f.user == "spse" and f.size == int(size) > 0 and f.sha256sum == sha
+        assert path.endswith((".pdf", ".zip"))
         total += int(size)
-    assert 0 < total <= 30 * 1024**2
+    assert total <= 30 * 1024**2
+    assert total / 1024**2 == pytest.approx(float(m[3]), abs=0.05)
