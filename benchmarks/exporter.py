@@ -26,22 +26,10 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def ssh(host: lab.LabHost, command: str) -> str:
-    return subprocess.run(
-        [
-            "ssh",
-            "-i",
-            str(lab.lab_key()),
-            "-o",
-            f"UserKnownHostsFile={lab.known_hosts()}",
-            "-o",
-            "BatchMode=yes",
-            f"lpseops@{host.address}",
-            command,
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
+    res = lab.ssh(host, command)
+    if res.returncode != 0:
+        sys.exit(f"on {host.name}: {command}: {res.stderr.strip()}")
+    return res.stdout
 
 
 def service_pid(host: lab.LabHost, unit: str) -> int:

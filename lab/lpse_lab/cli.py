@@ -96,18 +96,7 @@ SUMMARY_SERVICES = ("ssh", "nftables", "postgresql@15-main", "spse", "nginx", "l
 
 def services(host: lab.LabHost) -> dict[str, str]:
     """systemctl is-active for the services the summary shows (only those installed)."""
-    cmd = [
-        "ssh",
-        "-i",
-        str(lab.lab_key()),
-        "-o",
-        f"UserKnownHostsFile={lab.known_hosts()}",
-        "-o",
-        "BatchMode=yes",
-        f"lpseops@{host.address}",
-        "systemctl is-active " + " ".join(SUMMARY_SERVICES) + "; true",
-    ]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.split()
+    out = lab.ssh(host, "systemctl is-active " + " ".join(SUMMARY_SERVICES) + "; true", timeout=30).stdout.split()
     return {name: state for name, state in zip(SUMMARY_SERVICES, out, strict=False) if state != "inactive"}
 
 

@@ -164,6 +164,26 @@ def known_hosts() -> Path:
     return STATE_DIR / "ssh" / "known_hosts"
 
 
+def ssh(host: LabHost, command: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """Run a command on a lab host as the admin user (after the bootstrap)."""
+    return subprocess.run(
+        [
+            "ssh",
+            "-i",
+            str(lab_key()),
+            "-o",
+            f"UserKnownHostsFile={known_hosts()}",
+            "-o",
+            "BatchMode=yes",
+            f"lpseops@{host.address}",
+            command,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 # --- network ----------------------------------------------------------------------
 
 
