@@ -110,3 +110,45 @@ def paced_upload(address: str, total: int, seconds: float) -> float:
                 time.sleep(delay)
         tls.recv(1024)  # the answer (nginx has the whole body by then)
     return start
+
+
+def alerts(address: str) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for a in api(address, "alerts")["alerts"]:
+        out.setdefault(a["labels"]["alertname"], []).append(a)
+    return out
+
+
+def test_alert_rules_are_loaded_and_the_watchdog_fires(address: dict[str, str], provisioned: object) -> None:
+    deadline = time.monotonic() + 15  # rules just reloaded are "unknown" until first evaluated
+    while True:
+        rules = [r for g in api(address["monitor"], "rules")["groups"] for r in g["rules"]]
+        bad = [(r["name"], r["health"], r.get("lastError")) for r in rules if r["health"] != "ok"]
+        if not bad or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert len([r for r in rules if r["type"] == "alerting"]) >= 15
+    assert not bad
+    deadline = time.monotonic() + 15
+    while "Watchdog" not in alerts(address["monitor"]) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert alerts(address["monitor"])["Watchdog"][0]["state"] == "firing"
+
+
+def test_spse_down_alert_fires_and_clears(spse: testinfra.host.Host, address: dict[str, str]) -> None:
+    spse.check_output("systemctl stop spse")
+    try:
+        t0 = time.monotonic()
+        while time.monotonic() - t0 < 60:
+            firing = [a for a in alerts(address["monitor"]).get("SpseDown", []) if a["state"] == "firing"]
+            if firing:
+                break
+            time.sleep(1)
+        assert firing and firing[0]["labels"]["instance"] == "spse"
+        assert firing[0]["annotations"]["summary"] == "SPSE tidak dapat diakses di spse"
+    finally:
+        spse.check_output("systemctl start spse")
+    deadline = time.monotonic() + 60
+    while alerts(address["monitor"]).get("SpseDown") and time.monotonic() < deadline:
+        time.sleep(1)
+    assert not alerts(address["monitor"]).get("SpseDown")

@@ -1,0 +1,74 @@
+"""Alert rules: rendered with the prometheus role's defaults, then `promtool test rules`."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+ROLE = REPO / "roles" / "prometheus"
+RULES = ROLE / "templates/etc/prometheus/rules/lpse-alerts.yml.j2"
+TESTS = REPO / "tests" / "promtool" / "lpse-alerts.test.yml"
+ANNOTATION_TESTS = REPO / "tests" / "promtool" / "lpse-alerts-annotations.test.yml"
+
+pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run scripts/setup")
+
+
+def render(tmp_path: Path) -> Path:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(RULES.parent), undefined=jinja2.StrictUndefined)
+    env.filters["comment"] = lambda text: "\n".join(f"# {line}" for line in str(text).splitlines())
+    defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
+    out = tmp_path / "lpse-alerts.yml"
+    out.write_text(env.get_template(RULES.name).render(**defaults, ansible_managed="rendered by the test"))
+    return out
+
+
+def test_rules_are_valid(tmp_path: Path) -> None:
+    res = subprocess.run(["promtool", "check", "rules", str(render(tmp_path))], capture_output=True, text=True)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_every_alert_has_bilingual_annotations_and_a_runbook(tmp_path: Path) -> None:
+    groups = yaml.safe_load(render(tmp_path).read_text())["groups"]
+    alerts = [r for g in groups for r in g["rules"] if "alert" in r]
+    assert len(alerts) >= 15
+    for rule in alerts:
+        ann = rule["annotations"]
+        assert {"summary", "description", "summary_en", "description_en", "runbook_url"} <= set(ann), rule["alert"]
+        assert ann["runbook_url"].endswith("#" + rule["alert"].lower())
+        assert rule["labels"]["severity"] in ("critical", "warning", "none")
+
+
+def test_every_alert_is_unit_tested(tmp_path: Path) -> None:
+    groups = yaml.safe_load(render(tmp_path).read_text())["groups"]
+    alerts = {r["alert"] for g in groups for r in g["rules"] if "alert" in r}
+    tested = {t["alertname"] for case in yaml.safe_load(TESTS.read_text())["tests"] for t in case["alert_rule_test"]}
+    assert alerts == tested
+
+
+def test_promtool_rule_tests_pass(tmp_path: Path) -> None:
+    rules = yaml.safe_load(render(tmp_path).read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp_path / "lpse-alerts-no-annotations.yml").write_text(yaml.safe_dump(rules))
+    for tests in (TESTS, ANNOTATION_TESTS):
+        shutil.copy(tests, tmp_path / tests.name)
+    res = subprocess.run(
+        ["promtool", "test", "rules", TESTS.name, ANNOTATION_TESTS.name], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    assert res.stdout.count("SUCCESS") == 2
+
+
+def test_every_alert_has_a_runbook_section(tmp_path: Path) -> None:
+    groups = yaml.safe_load(render(tmp_path).read_text())["groups"]
+    alerts = {r["alert"] for g in groups for r in g["rules"] if "alert" in r}
+    runbook = (REPO / "docs/runbooks/alerts.md").read_text()
+    sections = {line[3:].strip() for line in runbook.splitlines() if line.startswith("## ")}
+    assert alerts == sections
