@@ -134,6 +134,10 @@ def test_spse_error_page_counts_as_down(spse: testinfra.host.Host) -> None:
         assert one(data, "lpse_spse_up", url=url) == 0.0
     finally:
         spse.run("rm -f /var/lib/spse/simulator-error")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and one(scrape_inside("lab-spse"), "lpse_spse_up", url=url) != 1.0:
+        time.sleep(1)
+    assert one(scrape_inside("lab-spse"), "lpse_spse_up", url=url) == 1.0
 
 
 def test_link_down_is_reported() -> None:
@@ -146,6 +150,12 @@ def test_link_down_is_reported() -> None:
     finally:
         subprocess.run(["ip", "-n", "lab-spse", "link", "set", "host0", "up"], check=True)
     assert one(scrape_inside("lab-spse"), "lpse_network_up", interface="host0") == 1.0
+    deadline = time.monotonic() + 20  # the probes see the link again
+    while (
+        time.monotonic() < deadline and one(scrape_inside("lab-spse"), "lpse_internet_probe_up", target="gateway") != 1
+    ):
+        time.sleep(1)
+    assert one(scrape_inside("lab-spse"), "lpse_internet_probe_up", target="gateway") == 1.0
 
 
 def test_metrics_pass_promtool_lint(monitor: testinfra.host.Host) -> None:
