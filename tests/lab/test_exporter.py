@@ -40,6 +40,16 @@ def one(data: dict, name: str, **labels: str) -> float:
     return data[(name, tuple(sorted(labels.items())))]
 
 
+def recovers(name: str, seconds: float = 30, **labels: str) -> bool:
+    """Wait until the SPSE host's exporter reports `name` = 1 again (later tests rely on it)."""
+    deadline = time.monotonic() + seconds
+    while one(scrape_inside("lab-spse"), name, **labels) != 1.0:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
+
+
 def test_exporter_runs_unprivileged_on_every_host(spse: testinfra.host.Host, monitor: testinfra.host.Host) -> None:
     for host in (spse, monitor):
         svc = host.service("lpse-exporter")
@@ -118,10 +128,7 @@ def test_spse_down_is_seen_within_one_probe_round(spse: testinfra.host.Host) -> 
         assert one(down, "lpse_spse_http_status", url=url) == 502.0
     finally:
         spse.check_output("systemctl start spse")
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and one(scrape_inside("lab-spse"), "lpse_spse_up", url=url) != 1.0:
-        time.sleep(1)
-    assert one(scrape_inside("lab-spse"), "lpse_spse_up", url=url) == 1.0
+    assert recovers("lpse_spse_up", url=url)
 
 
 def test_spse_error_page_counts_as_down(spse: testinfra.host.Host) -> None:
@@ -134,10 +141,7 @@ def test_spse_error_page_counts_as_down(spse: testinfra.host.Host) -> None:
         assert one(data, "lpse_spse_up", url=url) == 0.0
     finally:
         spse.run("rm -f /var/lib/spse/simulator-error")
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and one(scrape_inside("lab-spse"), "lpse_spse_up", url=url) != 1.0:
-        time.sleep(1)
-    assert one(scrape_inside("lab-spse"), "lpse_spse_up", url=url) == 1.0
+    assert recovers("lpse_spse_up", url=url)
 
 
 def test_link_down_is_reported() -> None:
@@ -150,12 +154,7 @@ def test_link_down_is_reported() -> None:
     finally:
         subprocess.run(["ip", "-n", "lab-spse", "link", "set", "host0", "up"], check=True)
     assert one(scrape_inside("lab-spse"), "lpse_network_up", interface="host0") == 1.0
-    deadline = time.monotonic() + 20  # the probes see the link again
-    while (
-        time.monotonic() < deadline and one(scrape_inside("lab-spse"), "lpse_internet_probe_up", target="gateway") != 1
-    ):
-        time.sleep(1)
-    assert one(scrape_inside("lab-spse"), "lpse_internet_probe_up", target="gateway") == 1.0
+    assert recovers("lpse_internet_probe_up", target="gateway")  # the probes see the link again
 
 
 def test_metrics_pass_promtool_lint(monitor: testinfra.host.Host) -> None:
