@@ -66,7 +66,7 @@ def run_bootstrap() -> Run:
 @pytest.fixture(scope="session")
 def lab_config() -> lab.LabConfig:
     if os.geteuid() != 0:
-        pytest.skip("the lab needs root")
+        pytest.fail("the lab tests need root (network namespaces, mounts, nspawn): run scripts/test as root")
     return lab.load_config()
 
 

@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import jinja2
-import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -15,8 +14,6 @@ ROLE = REPO / "roles" / "prometheus"
 RULES = ROLE / "templates/etc/prometheus/rules/lpse-alerts.yml.j2"
 TESTS = REPO / "tests" / "promtool" / "lpse-alerts.test.yml"
 ANNOTATION_TESTS = REPO / "tests" / "promtool" / "lpse-alerts-annotations.test.yml"
-
-pytestmark = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool missing: run scripts/setup")
 
 
 def render(tmp_path: Path) -> Path:
