@@ -26,7 +26,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 
 def ssh(host: lab.LabHost, command: str) -> str:
-    res = lab.ssh(host, command)
+    res = lab.ssh(host.address, command)
     if res.returncode != 0:
         sys.exit(f"on {host.name}: {command}: {res.stderr.strip()}")
     return res.stdout

@@ -8,9 +8,15 @@ import subprocess
 import sys
 import tempfile
 import zipapp
+from collections.abc import Iterable
 from pathlib import Path
 
 SOURCE = Path(__file__).resolve().parents[1] / "spse_simulator"
+
+
+def up_to_date(output: Path, sources: Iterable[Path]) -> bool:
+    """True when `output` exists and is newer than every source file."""
+    return output.exists() and output.stat().st_mtime >= max(f.stat().st_mtime for f in sources)
 
 
 def build_simulator(out_dir: Path) -> tuple[Path, str]:
@@ -18,9 +24,8 @@ def build_simulator(out_dir: Path) -> tuple[Path, str]:
     out_dir.mkdir(parents=True, exist_ok=True)
     target = out_dir / "spse-simulator.pyz"
     sha_file = out_dir / "spse-simulator.pyz.sha256"
-    newest_source = max(f.stat().st_mtime for f in SOURCE.glob("*.py"))
     # Rebuild only on change: a new checksum means a new SPSE release on every lab host.
-    if target.exists() and sha_file.exists() and target.stat().st_mtime >= newest_source:
+    if sha_file.exists() and up_to_date(target, SOURCE.glob("*.py")):
         return target, sha_file.read_text().strip()
     with tempfile.TemporaryDirectory() as tmp:
         pkg = Path(tmp) / "src"
@@ -46,7 +51,7 @@ def build_exporter_wheels(out_dir: Path) -> Path:
     skip = {"__pycache__", "build"}
     sources = [f for f in EXPORTER.rglob("*") if f.suffix in (".py", ".toml") and not skip & set(f.parts)]
     stamp = out_dir / ".built"
-    if stamp.exists() and stamp.stat().st_mtime >= max(f.stat().st_mtime for f in sources):
+    if up_to_date(stamp, sources):
         return out_dir
     tmp = out_dir.with_name(out_dir.name + ".tmp")
     if tmp.exists():

@@ -96,19 +96,22 @@ SUMMARY_SERVICES = ("ssh", "nftables", "postgresql@15-main", "spse", "nginx", "l
 
 def services(host: lab.LabHost) -> dict[str, str]:
     """systemctl is-active for the services the summary shows (only those installed)."""
-    out = lab.ssh(host, "systemctl is-active " + " ".join(SUMMARY_SERVICES) + "; true", timeout=30).stdout.split()
+    out = lab.ssh(
+        host.address, "systemctl is-active " + " ".join(SUMMARY_SERVICES) + "; true", timeout=30
+    ).stdout.split()
     return {name: state for name, state in zip(SUMMARY_SERVICES, out, strict=False) if state != "inactive"}
 
 
 def summary(cfg: lab.LabConfig) -> None:
     by_name = {h.name: h for h in cfg.hosts}
     print("\nlpse-ops lab is provisioned:")
-    for st in lab.status(cfg):
+    statuses = lab.status(cfg)
+    for st in statuses:
         print(
             f"  {st.name:<8} {st.address:<12} {'running' if st.running else 'stopped'}, "
             f"ssh {'up' if st.ssh else 'down'}"
         )
-    for st in lab.status(cfg):
+    for st in statuses:
         if st.ssh:
             states = services(by_name[st.name])
             print(f"  {st.name:<8} services: " + ", ".join(f"{k} {v}" for k, v in states.items()))

@@ -164,18 +164,27 @@ def known_hosts() -> Path:
     return STATE_DIR / "ssh" / "known_hosts"
 
 
-def ssh(host: LabHost, command: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """Run a command on a lab host as the admin user (after the bootstrap)."""
+def ssh(
+    address: str, command: str = "true", user: str = "lpseops", options: tuple[str, ...] = (), timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    """Run a command on a lab host with the lab key, checking its recorded host key."""
     return subprocess.run(
         [
             "ssh",
-            "-i",
-            str(lab_key()),
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "ConnectTimeout=5",
             "-o",
             f"UserKnownHostsFile={known_hosts()}",
             "-o",
-            "BatchMode=yes",
-            f"lpseops@{host.address}",
+            "StrictHostKeyChecking=yes",
+            "-i",
+            str(lab_key()),
+            "-o",
+            "IdentitiesOnly=yes",
+            *options,
+            f"{user}@{address}",
             command,
         ],
         capture_output=True,

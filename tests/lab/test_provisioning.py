@@ -13,29 +13,7 @@ pytestmark = pytest.mark.lab
 
 
 def ssh(address: str, user: str, command: str = "true", *opts: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            "ssh",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
-            "-o",
-            f"UserKnownHostsFile={lab.known_hosts()}",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-i",
-            str(lab.lab_key()),
-            "-o",
-            "IdentitiesOnly=yes",
-            *opts,
-            f"{user}@{address}",
-            command,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    return lab.ssh(address, command, user=user, options=opts, timeout=30)
 
 
 def test_first_site_run_succeeded_on_every_host(provisioned: dict[str, Run], address: dict[str, str]) -> None:
