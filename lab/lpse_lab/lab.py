@@ -16,11 +16,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
+
+from lpse_lab.oncall import RelaySettings
 
 log = logging.getLogger("lpse_lab")
 
@@ -42,9 +45,19 @@ class LabError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class LabDisk:
+    """A disk of its own for one directory of a host: an ext4 image, loop-mounted, bound in."""
+
+    mountpoint: str
+    label: str
+    size_mb: int
+
+
+@dataclass(frozen=True)
 class LabHost:
     name: str
     address: str
+    disks: tuple[LabDisk, ...] = ()
 
     @property
     def netns(self) -> str:
@@ -68,6 +81,9 @@ class LabConfig:
     hosts: tuple[LabHost, ...]
     bridge_address: ipaddress.IPv4Interface
     apt_proxy_port: int
+    smtp_port: int
+    https_port: int
+    lkpp: LabHost
 
     @property
     def gateway(self) -> str:
@@ -81,19 +97,29 @@ def load_config(inventory: Path = INVENTORY) -> LabConfig:
     data = yaml.safe_load(hosts_file.read_text())
     lab_settings = yaml.safe_load(lab_vars.read_text())
     bridge = ipaddress.IPv4Interface(lab_settings["lab_bridge_address"])
-    hosts: dict[str, str] = {}
+    hosts: dict[str, LabHost] = {}
 
     def walk(group: dict) -> None:
         for name, hvars in (group.get("hosts") or {}).items():
-            hosts[name] = (hvars or {})["ansible_host"]
+            hvars = hvars or {}
+            disks = tuple(LabDisk(d["mountpoint"], d["label"], int(d["size_mb"])) for d in hvars.get("lab_disks", []))
+            hosts[name] = LabHost(name, hvars["ansible_host"], disks)
         for child in (group.get("children") or {}).values():
             walk(child or {})
 
     walk(data["all"])
-    for name, addr in hosts.items():
-        if ipaddress.IPv4Address(addr) not in bridge.network:
-            raise LabError(f"lab host {name} address {addr} is outside {bridge.network} ({lab_vars})")
-    return LabConfig(tuple(LabHost(n, a) for n, a in hosts.items()), bridge, int(lab_settings["lab_apt_proxy_port"]))
+    for host in hosts.values():
+        if ipaddress.IPv4Address(host.address) not in bridge.network:
+            raise LabError(f"lab host {host.name} address {host.address} is outside {bridge.network} ({lab_vars})")
+    return LabConfig(
+        tuple(hosts.values()),
+        bridge,
+        int(lab_settings["lab_apt_proxy_port"]),
+        int(lab_settings["lab_oncall_smtp_port"]),
+        int(lab_settings["lab_oncall_https_port"]),
+        # LKPP's network: a namespace without a host in it.
+        LabHost("lkpp", lab_settings["lab_lkpp_address"]),
+    )
 
 
 def run(cmd: list[str], check: bool = True, **kw) -> subprocess.CompletedProcess[str]:
@@ -240,11 +266,7 @@ def remove_netns(host: LabHost) -> None:
         run(["ip", "link", "del", host.veth], check=False)
 
 
-# --- apt proxy --------------------------------------------------------------------
-
-
-def apt_proxy_pidfile() -> Path:
-    return STATE_DIR / "apt-cacher-ng" / "pid"
+# --- lab services on the gateway ------------------------------------------------------
 
 
 def pid_alive(pid: int) -> bool:
@@ -264,11 +286,39 @@ def read_pid(path: Path) -> int | None:
     return pid if pid_alive(pid) else None
 
 
-def ensure_apt_proxy(cfg: LabConfig) -> None:
-    base = STATE_DIR / "apt-cacher-ng"
-    if read_pid(apt_proxy_pidfile()) and port_open(cfg.gateway, cfg.apt_proxy_port):
+def start_service(base: Path, cmd: list[str], address: str, port: int) -> None:
+    """Start a lab service in the background (pid in base/pid, output in base/out.log),
+    unless it already runs; wait until it listens on address:port."""
+    if read_pid(base / "pid") and port_open(address, port):
         return
-    stop_apt_proxy()
+    stop_service(base)
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=(base / "out.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    (base / "pid").write_text(f"{proc.pid}\n")
+    if not wait_port(address, port, 15):
+        raise LabError(f"{Path(cmd[0]).name} did not start on {address}:{port}: see {base / 'out.log'}")
+
+
+def stop_service(base: Path) -> None:
+    pid = read_pid(base / "pid")
+    if pid:
+        os.kill(pid, signal.SIGTERM)
+        wait_gone(pid, 10)
+    (base / "pid").unlink(missing_ok=True)
+
+
+APT_PROXY_DIR = STATE_DIR / "apt-cacher-ng"
+
+
+def ensure_apt_proxy(cfg: LabConfig) -> None:
+    base = APT_PROXY_DIR
+    if read_pid(base / "pid") and port_open(cfg.gateway, cfg.apt_proxy_port):
+        return
     conf = base / "conf"
     if conf.exists():
         shutil.rmtree(conf)
@@ -279,7 +329,8 @@ def ensure_apt_proxy(cfg: LabConfig) -> None:
     logs = base / "log"
     for d in (cache, logs):
         d.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
+    start_service(
+        base,
         [
             "apt-cacher-ng",
             "-c",
@@ -294,22 +345,22 @@ def ensure_apt_proxy(cfg: LabConfig) -> None:
             # the cache's revalidation was seen cutting a transfer, which hangs apt.
             "DontCache=/dists/",
         ],
-        stdin=subprocess.DEVNULL,
-        stdout=(base / "out.log").open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
+        cfg.gateway,
+        cfg.apt_proxy_port,
     )
-    apt_proxy_pidfile().write_text(f"{proc.pid}\n")
-    if not wait_port(cfg.gateway, cfg.apt_proxy_port, 15):
-        raise LabError(f"apt-cacher-ng did not start on {cfg.gateway}:{cfg.apt_proxy_port}: see {base / 'out.log'}")
 
 
-def stop_apt_proxy() -> None:
-    pid = read_pid(apt_proxy_pidfile())
-    if pid:
-        os.kill(pid, signal.SIGTERM)
-        wait_gone(pid, 10)
-    apt_proxy_pidfile().unlink(missing_ok=True)
+ONCALL_DIR = STATE_DIR / "oncall"
+
+
+def ensure_oncall(settings: RelaySettings) -> None:
+    """The SMTP relay and Telegram stand-in the lab's Alertmanager notifies (lpse_lab.oncall)."""
+    ONCALL_DIR.mkdir(parents=True, exist_ok=True, mode=0o700)
+    settings.save(ONCALL_DIR / "relay.json")
+    cmd = [sys.executable, "-m", "lpse_lab.oncall", "serve", "--state", str(ONCALL_DIR)]
+    start_service(ONCALL_DIR, cmd, settings.address, settings.smtp_port)
+    if not wait_port(settings.address, settings.https_port, 10):
+        raise LabError(f"the Telegram stand-in did not start: see {ONCALL_DIR / 'out.log'}")
 
 
 # --- hosts ------------------------------------------------------------------------
@@ -414,6 +465,34 @@ def mount_host(host: LabHost) -> None:
         run(["mount", "-t", "overlay", "overlay", "-o", opts, str(host.root)])
 
 
+def disk_mount(host: LabHost, disk: LabDisk) -> Path:
+    return host.dir / "disks" / disk.label
+
+
+def mount_disks(host: LabHost) -> list[str]:
+    """Create (once) and loop-mount each disk image of the host; nspawn --bind options."""
+    binds = []
+    for disk in host.disks:
+        image = host.dir / "disks" / f"{disk.label}.img"
+        mnt = disk_mount(host, disk)
+        mnt.mkdir(parents=True, exist_ok=True)
+        if not image.exists():
+            tmp = image.with_suffix(".tmp")
+            run(["truncate", "-s", f"{disk.size_mb}M", str(tmp)])
+            run(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", disk.label, str(tmp)])
+            tmp.replace(image)
+        if not is_mounted(mnt):
+            run(["mount", "-o", "loop", str(image), str(mnt)])
+        binds.append(f"--bind={mnt}:{disk.mountpoint}")
+    return binds
+
+
+def unmount_disks(host: LabHost) -> None:
+    for disk in host.disks:
+        if is_mounted(disk_mount(host, disk)):
+            run(["umount", str(disk_mount(host, disk))])
+
+
 # Hierarchies that systemd inside a host writes to. Without a cgroup of its own per host,
 # every host's systemd shares /system.slice/<unit> and they remove each other's cgroups
 # (seen as "status=219/CGROUP" on a reload).
@@ -459,6 +538,7 @@ def start_host(cfg: LabConfig, host: LabHost) -> None:
     stop_host(host)  # leftovers of a killed run: half-started nspawn, mount, netns
     ensure_netns(cfg, host)
     mount_host(host)
+    binds = mount_disks(host)
     init_host_root(cfg, host)
     console = (host.dir / "console.log").open("ab")
     cgroups = host_cgroups(host)
@@ -481,6 +561,7 @@ def start_host(cfg: LabConfig, host: LabHost) -> None:
             # nftables inside the host's own network namespace needs CAP_NET_ADMIN.
             "--capability=CAP_NET_ADMIN",
             f"--network-namespace-path=/run/netns/{host.netns}",
+            *binds,
         ],
         stdin=subprocess.DEVNULL,
         stdout=console,
@@ -503,6 +584,7 @@ def stop_host(host: LabHost) -> None:
     remove_cgroups(host)
     if is_mounted(host.root):
         run(["umount", str(host.root)])
+    unmount_disks(host)
     remove_netns(host)
 
 
@@ -516,6 +598,7 @@ def up(cfg: LabConfig) -> None:
     lab_key()
     ensure_bridge(cfg)
     ensure_apt_proxy(cfg)
+    ensure_netns(cfg, cfg.lkpp)
     for host in cfg.hosts:
         start_host(cfg, host)
     for host in cfg.hosts:
@@ -529,7 +612,9 @@ def down(cfg: LabConfig) -> None:
     require_root()
     for host in cfg.hosts:
         stop_host(host)
-    stop_apt_proxy()
+    stop_service(ONCALL_DIR)
+    stop_service(APT_PROXY_DIR)
+    remove_netns(cfg.lkpp)
     if link_exists(BRIDGE):
         run(["ip", "link", "del", BRIDGE])
 

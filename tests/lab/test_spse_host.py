@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 import testinfra
-from conftest import LAB_CA, run_playbook
+from conftest import LAB_CA
 
 pytestmark = pytest.mark.lab
 
@@ -131,22 +131,6 @@ def test_ssh_and_journald_hardening(spse: testinfra.host.Host) -> None:
     assert spse.package("unattended-upgrades").is_installed
     assert spse.file("/etc/apt/apt.conf.d/20auto-upgrades").contains('Unattended-Upgrade "1"')
     assert spse.service("nftables").is_enabled
-
-
-def test_maintenance_page_appears_and_disappears(address: dict[str, str], provisioned: object) -> None:
-    on = run_playbook("maintenance.yml", "-e", "maintenance=on", "-e", "maintenance_until='24 November 2026 22:00 WIB'")
-    assert on.rc == 0, on.output[-3000:]
-    try:
-        status, body, headers = https_get(address["spse"])
-        assert status == 503
-        assert "SPSE sedang dalam pemeliharaan" in body and "under maintenance" in body
-        assert "24 November 2026 22:00 WIB" in body
-        assert headers.get("Retry-After") == "3600"
-    finally:
-        off = run_playbook("maintenance.yml", "-e", "maintenance=off")
-    assert off.rc == 0, off.output[-3000:]
-    status, body, _ = https_get(address["spse"])
-    assert status == 200 and "Beranda SPSE" in body
 
 
 def test_simulator_generates_realistic_data(spse: testinfra.host.Host) -> None:

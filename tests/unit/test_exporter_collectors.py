@@ -82,6 +82,17 @@ def test_filesystems_have_roles_and_pseudo_filesystems_are_left_out(tmp_path: Pa
     assert not any(dict(lbl).get("device", "").startswith("loop") for _, lbl in data)
 
 
+def test_a_watched_disk_that_cannot_be_measured_fails_the_collector(tmp_path: Path) -> None:
+    def denied(mp: str) -> os.statvfs_result:
+        raise PermissionError(13, "Permission denied", mp)
+
+    data = samples(DiskSource(FIXTURE, roles={"/": "system"}, statvfs=denied))
+    assert value(data, "lpse_exporter_collector_success", collector="disk") == 0.0
+    # A mount nobody asked to watch is skipped quietly.
+    data = samples(DiskSource(FIXTURE, roles={}, statvfs=denied))
+    assert value(data, "lpse_exporter_collector_success", collector="disk") == 1.0
+
+
 def test_disk_free_drops_by_what_is_written(tmp_path: Path) -> None:
     src = DiskSource(Path("/"), statvfs=lambda mp: os.statvfs(tmp_path))
     (tmp_path / "proc").mkdir()

@@ -116,8 +116,10 @@ class DiskSource:
         for m in parse_mounts(read_text(self.root / "proc/mounts")):
             try:
                 st = self.statvfs(m.mountpoint)
-            except OSError:  # a mount point this process may not see (another user's, gone)
-                continue
+            except OSError as e:
+                if m.mountpoint in self.roles:  # a disk the LPSE asked to watch: blind is a failure
+                    raise OSError(f"cannot measure {m.mountpoint} ({self.roles[m.mountpoint]}): {e}") from e
+                continue  # a mount point this process may not see (another user's, gone)
             lv = [m.mountpoint, m.device, m.fstype, self.roles.get(m.mountpoint, "other")]
             fams["size"].add_metric(lv, st.f_blocks * st.f_frsize)
             fams["free"].add_metric(lv, st.f_bfree * st.f_frsize)
