@@ -14,7 +14,7 @@ from pathlib import Path
 import bcrypt
 import yaml
 
-from lpse_lab import lab
+from lpse_lab import lab, oncall
 from lpse_lab.artifact import build_exporter_wheels, build_simulator
 from lpse_lab.oncall import RelaySettings
 from lpse_lab.pki import ensure_ca, ensure_server_cert
@@ -181,7 +181,26 @@ def summary(cfg: lab.LabConfig) -> None:
             f"    try: curl --cacert {lab.STATE_DIR / 'pki' / 'lab-ca.crt'} "
             f"--resolve spse:443:{by_name['spse'].address} https://spse/eproc4/"
         )
+    if "monitor" in by_name:
+        mon = by_name["monitor"].address
+        print(f"  Prometheus http://{mon}:9090, Alertmanager http://{mon}:9093, LKPP https://monitor:9443 (login lkpp)")
+        print("  alerts received by the lab's on-call relay and Telegram stand-in: lpse-lab mail")
     print(f"  log in: ssh -i {lab.lab_key()} -o UserKnownHostsFile={lab.known_hosts()} lpseops@<address>")
+
+
+def show_mail(last: int) -> None:
+    """What the on-call rota received at the lab relay and the Telegram stand-in."""
+    mails = oncall.mails(lab.ONCALL_DIR)[-last:] if last > 0 else []
+    chats = oncall.chat_messages(lab.ONCALL_DIR)
+    beats = oncall.heartbeats(lab.ONCALL_DIR)
+    for m in mails:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.received))
+        print(f"{stamp}  {', '.join(m.recipients):<22} {m.subject}")
+    print(
+        f"{len(mails)} e-mail shown ({lab.ONCALL_DIR / 'mail'}); {len(chats)} Telegram messages "
+        f"({lab.ONCALL_DIR / 'telegram.jsonl'}); {len(beats)} heartbeats, last "
+        + (time.strftime("%H:%M:%S", time.localtime(beats[-1])) if beats else "never")
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -195,6 +214,8 @@ def main(argv: list[str] | None = None) -> int:
     prov = sub.add_parser("provision", help="bootstrap (pyinfra) then playbooks/site.yml on the lab")
     prov.add_argument("--skip-bootstrap", action="store_true")
     sub.add_parser("demo", help="up + provision + summary")
+    mail = sub.add_parser("mail", help="alert e-mail and Telegram messages the lab's on-call end received")
+    mail.add_argument("--last", type=int, default=20)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
@@ -213,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{st.name:<8} {st.address:<12} {'running' if st.running else 'stopped'} "
                     f"ssh={'up' if st.ssh else 'down'}"
                 )
+        elif args.cmd == "mail":
+            show_mail(args.last)
         elif args.cmd in ("provision", "demo"):
             if args.cmd == "demo":
                 cmd_up(cfg)
