@@ -22,7 +22,8 @@ import statistics
 import subprocess
 
 import yaml
-from lpse_lab import cli, faults, lab
+from lpse_lab import faults, lab
+from lpse_lab.cli import ansible_env, playbook_cmd
 
 PROMISE_S = 60.0
 # Timings the lab inventory shortens, by the role that owns them.
@@ -56,7 +57,7 @@ def apply_timings(extra: dict[str, object] | None) -> None:
     for play, tags in PLAYS:
         args = ["--tags", tags] + (["-e", json.dumps(extra)] if extra else [])
         subprocess.run(
-            cli.playbook_cmd(play, *args), cwd=lab.REPO, env=cli.ansible_env(), check=True, stdout=subprocess.DEVNULL
+            playbook_cmd(play, *args), cwd=lab.REPO, env=ansible_env(), check=True, stdout=subprocess.DEVNULL
         )
 
 

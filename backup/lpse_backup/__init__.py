@@ -1,0 +1,1 @@
+"""lpse-backup: the SPSE server's backups (database, document store, configuration)."""

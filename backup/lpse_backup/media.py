@@ -1,0 +1,162 @@
+"""Portable media: the rota of labelled drives that travel between the server room and the safe.
+
+A drive is recognised by its filesystem label, never by where it happens to be mounted: the
+job refuses a mount point that is a bare directory on the root filesystem (a drive that is not
+plugged in), a drive whose label is not in the rota, and a drive without room for the run.
+Which drive was seen when, and which snapshots it holds, is kept in a ledger on the server, so
+the operator can be told which drive is due to be swapped and where each snapshot lives.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+class MediaError(RuntimeError):
+    """A problem with the portable drive that the operator can fix; the message says how."""
+
+
+@dataclass(frozen=True)
+class Mount:
+    mountpoint: str
+    source: str
+    fstype: str
+
+
+def _unescape(field_: str) -> str:
+    # mountinfo escapes space, tab, newline and backslash as \\ooo
+    return field_.encode().decode("unicode_escape") if "\\" in field_ else field_
+
+
+def mounts(mountinfo: Path = Path("/proc/self/mountinfo")) -> dict[str, Mount]:
+    """Visible mounts by mount point (the last mount on a path hides the ones below it)."""
+    out: dict[str, Mount] = {}
+    for line in mountinfo.read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fields, rest = left.split(), right.split()
+        if len(fields) < 5 or len(rest) < 2:
+            continue
+        mp = _unescape(fields[4])
+        out[mp] = Mount(mp, _unescape(rest[1]), rest[0])
+    return out
+
+
+def read_label(device: str) -> str:
+    """The filesystem label of a block device (blkid reads the superblock itself)."""
+    res = subprocess.run(["blkid", "-p", "-s", "LABEL", "-o", "value", device], capture_output=True, text=True)
+    if res.returncode not in (0, 2):  # 2: no label
+        raise MediaError(f"cannot read the label of {device}: {res.stderr.strip() or 'blkid failed'}")
+    return res.stdout.strip()
+
+
+@dataclass(frozen=True)
+class Drive:
+    label: str
+    mountpoint: Path
+    device: str
+    free_bytes: int
+    size_bytes: int
+
+
+def check_drive(
+    mountpoint: Path,
+    rota: Sequence[str],
+    need_bytes: int = 0,
+    mountinfo: Path = Path("/proc/self/mountinfo"),
+) -> Drive:
+    """The drive mounted at `mountpoint`, if it is one of the rota with room for `need_bytes`."""
+    mp = str(mountpoint)
+    seen = mounts(mountinfo)
+    if mp not in seen:
+        raise MediaError(
+            f"no drive at {mp}: it is a plain directory on the server's own disk, and backups are never "
+            f"written there. Plug in the next drive of the rota ({', '.join(rota)}) and mount it at {mp}."
+        )
+    mount = seen[mp]
+    label = read_label(mount.source)
+    if label not in rota:
+        raise MediaError(
+            f"the drive at {mp} ({mount.source}) is labelled {label or '(no label)'!r}, not one of the rota "
+            f"({', '.join(rota)}): refusing to write to it. Plug in a rota drive, or prepare this one "
+            f"with `lpse-backup media prepare`."
+        )
+    st = os.statvfs(mp)
+    free, size = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
+    if free < need_bytes:
+        raise MediaError(
+            f"drive {label} at {mp} has {free / 2**30:.2f} GiB free, this run needs {need_bytes / 2**30:.2f} GiB: "
+            f"swap in the next drive of the rota, or lower the drive retention."
+        )
+    return Drive(label, mountpoint, mount.source, free, size)
+
+
+# --- the ledger -------------------------------------------------------------------------
+
+
+@dataclass
+class DriveRecord:
+    label: str
+    first_seen: str = ""
+    last_seen: str = ""  # when it was last plugged in here: the start of its stay in the server room
+    arrived: str = ""
+    snapshots: list[dict[str, str]] = field(default_factory=list)
+
+
+@dataclass
+class Ledger:
+    """Which drive was here when, and which snapshots it holds. Kept on the server (never on a
+    drive alone: a drive in the safe cannot tell us what it holds)."""
+
+    path: Path
+    drives: dict[str, DriveRecord] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> Ledger:
+        if not path.exists():
+            return cls(path)
+        data = json.loads(path.read_text())
+        return cls(path, {k: DriveRecord(**v) for k, v in data["drives"].items()})
+
+    def save(self) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"drives": {k: asdict(v) for k, v in self.drives.items()}}, indent=2) + "\n")
+        with tmp.open("rb") as f:
+            os.fsync(f.fileno())
+        tmp.replace(self.path)
+
+    def seen(self, label: str, now: dt.datetime) -> DriveRecord:
+        """Record that `label` is plugged in now; a drive that was away starts a new stay."""
+        stamp = now.isoformat(timespec="seconds")
+        rec = self.drives.setdefault(label, DriveRecord(label, first_seen=stamp))
+        for other in self.drives.values():
+            if other.label != label:
+                other.arrived = ""  # only one drive is in the server at a time
+        if not rec.arrived:
+            rec.arrived = stamp
+        rec.last_seen = stamp
+        return rec
+
+    def add_snapshot(self, label: str, dataset: str, snapshot: str, now: dt.datetime) -> None:
+        self.drives[label].snapshots.append(
+            {"dataset": dataset, "snapshot": snapshot, "time": now.isoformat(timespec="seconds")}
+        )
+
+    def swap_due(self, label: str, now: dt.datetime, rotate_days: int) -> bool:
+        """True when `label` has been in the server room `rotate_days` or longer."""
+        rec = self.drives.get(label)
+        if rec is None or not rec.arrived:
+            return False
+        return now - dt.datetime.fromisoformat(rec.arrived) >= dt.timedelta(days=rotate_days)
+
+    def holders(self, dataset: str) -> dict[str, list[str]]:
+        """For each drive, the snapshots of `dataset` it holds (newest last)."""
+        return {
+            label: [s["snapshot"] for s in rec.snapshots if s["dataset"] == dataset]
+            for label, rec in self.drives.items()
+        }

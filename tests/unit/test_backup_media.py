@@ -1,0 +1,80 @@
+"""Portable media checks against real labelled filesystems (ext4 images on loop devices)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lpse_backup.media import Ledger, MediaError, check_drive
+
+ROTA = ("LPSE-BACKUP-A", "LPSE-BACKUP-B")
+
+
+def make_drive(tmp: Path, label: str, size_mb: int = 32) -> Path:
+    image = tmp / f"{label}.img"
+    subprocess.run(["truncate", "-s", f"{size_mb}M", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", label, str(image)], check=True)
+    return image
+
+
+@pytest.fixture()
+def mountpoint(tmp_path: Path) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.fail("the portable media tests mount loop devices: run them as root (scripts/test does)")
+    mp = tmp_path / "media"
+    mp.mkdir()
+    yield mp
+    if os.path.ismount(mp):
+        subprocess.run(["umount", str(mp)], check=True)
+
+
+def plug(image: Path, mp: Path) -> None:
+    subprocess.run(["mount", "-o", "loop", str(image), str(mp)], check=True)
+
+
+def test_a_rota_drive_is_recognised_by_its_label(tmp_path: Path, mountpoint: Path) -> None:
+    plug(make_drive(tmp_path, "LPSE-BACKUP-B"), mountpoint)
+    drive = check_drive(mountpoint, ROTA, need_bytes=1 << 20)
+    assert drive.label == "LPSE-BACKUP-B"
+    assert drive.device.startswith("/dev/loop")
+    assert 20 << 20 < drive.free_bytes <= drive.size_bytes <= 32 << 20
+
+
+def test_an_unplugged_drive_is_a_bare_directory_and_refused(mountpoint: Path) -> None:
+    (mountpoint / "leftover").write_text("written while no drive was there")
+    with pytest.raises(MediaError, match=r"no drive at .*Plug in the next drive of the rota"):
+        check_drive(mountpoint, ROTA)
+
+
+def test_a_drive_with_another_label_is_refused(tmp_path: Path, mountpoint: Path) -> None:
+    plug(make_drive(tmp_path, "HOLIDAY-PHOTOS"), mountpoint)
+    with pytest.raises(MediaError, match="labelled 'HOLIDAY-PHOTOS', not one of the rota"):
+        check_drive(mountpoint, ROTA)
+
+
+def test_a_drive_without_room_is_refused(tmp_path: Path, mountpoint: Path) -> None:
+    plug(make_drive(tmp_path, "LPSE-BACKUP-A"), mountpoint)
+    with pytest.raises(MediaError, match="GiB free, this run needs"):
+        check_drive(mountpoint, ROTA, need_bytes=1 << 30)
+
+
+def test_the_ledger_tracks_stays_snapshots_and_swaps(tmp_path: Path) -> None:
+    day = dt.datetime(2026, 11, 2, 1, 0, tzinfo=dt.UTC)
+    ledger = Ledger.load(tmp_path / "drives.json")
+    ledger.seen("LPSE-BACKUP-A", day)
+    ledger.add_snapshot("LPSE-BACKUP-A", "documents", "s1", day)
+    ledger.save()
+    ledger = Ledger.load(tmp_path / "drives.json")
+    ledger.seen("LPSE-BACKUP-A", day + dt.timedelta(days=6))
+    assert not ledger.swap_due("LPSE-BACKUP-A", day + dt.timedelta(days=6), rotate_days=7)
+    assert ledger.swap_due("LPSE-BACKUP-A", day + dt.timedelta(days=7), rotate_days=7)
+    # B comes in: A's stay is over, B's starts.
+    ledger.seen("LPSE-BACKUP-B", day + dt.timedelta(days=7))
+    ledger.add_snapshot("LPSE-BACKUP-B", "documents", "s2", day + dt.timedelta(days=7))
+    assert not ledger.swap_due("LPSE-BACKUP-A", day + dt.timedelta(days=8), rotate_days=7)
+    assert not ledger.swap_due("LPSE-BACKUP-B", day + dt.timedelta(days=8), rotate_days=7)
+    assert ledger.holders("documents") == {"LPSE-BACKUP-A": ["s1"], "LPSE-BACKUP-B": ["s2"]}
