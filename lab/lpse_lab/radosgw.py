@@ -33,13 +33,13 @@ class S3Server:
     access_key: str
     secret_key: str
     region: str = "default"
+    tls_endpoint: str = ""  # https://, when started with a certificate (pgBackRest speaks only HTTPS)
 
 
-def _conf(state: Path, address: str, port: int, certfile: Path | None, keyfile: Path | None) -> str:
-    if certfile and keyfile:
-        frontend = f"beast ssl_endpoint={address}:{port} ssl_certificate={certfile} ssl_private_key={keyfile}"
-    else:
-        frontend = f"beast endpoint={address}:{port}"
+def _conf(state: Path, address: str, port: int, tls: tuple[int, Path, Path] | None) -> str:
+    frontend = f"beast endpoint={address}:{port}"
+    if tls:
+        frontend += f" ssl_endpoint={address}:{tls[0]} ssl_certificate={tls[1]} ssl_private_key={tls[2]}"
     return f"""[global]
 fsid = {uuid.uuid4()}
 run dir = {state}/run
@@ -95,9 +95,10 @@ def _wait_port(address: str, port: int, seconds: float) -> bool:
 
 
 def start(
-    state: Path, address: str = "127.0.0.1", port: int = 7480, certfile: Path | None = None, keyfile: Path | None = None
+    state: Path, address: str = "127.0.0.1", port: int = 7480, tls: tuple[int, Path, Path] | None = None
 ) -> S3Server:
-    """A fresh cluster in `state` (wiped first) with one S3 user; daemons run in the background."""
+    """A fresh cluster in `state` (wiped first) with one S3 user; daemons run in the background.
+    `tls` = (port, certificate, key) adds an HTTPS endpoint beside the plain one."""
     for tool in ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin"):
         if not shutil.which(tool):
             raise RadosgwError(f"{tool} is missing: apt-get install ceph-mon ceph-osd radosgw ceph-common")
@@ -106,7 +107,7 @@ def start(
         shutil.rmtree(state)
     for d in ("log", "mon", "osd", "rgw", "run"):
         (state / d).mkdir(parents=True)
-    (state / "ceph.conf").write_text(_conf(state, address, port, certfile, keyfile))
+    (state / "ceph.conf").write_text(_conf(state, address, port, tls))
     _run(state, "ceph-mon", "--id", "a", "--mkfs", "--keyring", "/dev/null")
     (state / "mon" / "keyring").touch()
     _run(state, "ceph-mon", "--id", "a")  # daemonises; pid files in run/
@@ -122,8 +123,10 @@ def start(
         state, "radosgw-admin", "user", "create", "--uid", "lpse-offroom", "--display-name", "LPSE off-room backups",
         "--access-key", ACCESS_KEY, "--secret-key", secret,
     )  # fmt: skip
-    scheme = "https" if certfile else "http"
-    return S3Server(f"{scheme}://{address}:{port}", ACCESS_KEY, secret)
+    if tls and not _wait_port(address, tls[0], 10):
+        raise RadosgwError(f"radosgw did not listen for HTTPS on {address}:{tls[0]}: see {state / 'log' / 'rgw.log'}")
+    tls_endpoint = f"https://{address}:{tls[0]}" if tls else ""
+    return S3Server(f"http://{address}:{port}", ACCESS_KEY, secret, tls_endpoint=tls_endpoint)
 
 
 def pids(state: Path) -> list[int]:

@@ -3,50 +3,25 @@ restored with stock tools only (age, pg_restore)."""
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from lpse_backup.documents import BackupError
 from lpse_backup.dump import dump_database
 
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
+from tests.backup.conftest import Cluster, new_cluster, remove_cluster
+
 MARKER = "PENAWARAN-RAHASIA-PT-MAJU-JAYA"
-
-
-@dataclass(frozen=True)
-class Cluster:
-    socket_dir: Path
-
-    def as_postgres(self, *cmd: str, stdin: bytes | None = None) -> bytes:
-        res = subprocess.run(["runuser", "-u", "postgres", "--", *cmd], input=stdin, capture_output=True)
-        assert res.returncode == 0, res.stderr.decode()
-        return res.stdout
-
-    def sql(self, db: str, query: str) -> str:
-        return self.as_postgres("psql", "-h", str(self.socket_dir), "-d", db, "-Atc", query).decode().strip()
-
-    def pg_dump(self) -> tuple[str, ...]:
-        return ("runuser", "-u", "postgres", "--", "pg_dump", "-h", str(self.socket_dir))
 
 
 @pytest.fixture(scope="module")
 def cluster() -> Iterator[Cluster]:
-    if not (PG_BIN / "initdb").exists():
-        pytest.fail("PostgreSQL 15 server binaries are missing: apt-get install postgresql-15")
-    base = Path("/var/tmp") / f"lpse-pgtest-{uuid.uuid4().hex[:8]}"
-    base.mkdir(mode=0o755)
-    shutil.chown(base, "postgres", "postgres")
-    c = Cluster(base)
-    c.as_postgres(str(PG_BIN / "initdb"), "-D", str(base / "data"), "-A", "trust", "--no-sync")
-    opts = f"-k {base} -c listen_addresses='' -c fsync=off"
-    c.as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(base / "data"), "-o", opts, "-l", str(base / "log"), "-w", "start")
+    c = new_cluster()
+    c.start()
     try:
-        c.as_postgres("createdb", "-h", str(base), "spse")
+        c.as_postgres("createdb", "-h", str(c.socket_dir), "spse")
         c.sql(
             "spse",
             "CREATE TABLE penawaran (id serial primary key, lelang int, penyedia text, nilai numeric);"
@@ -55,8 +30,7 @@ def cluster() -> Iterator[Cluster]:
         )
         yield c
     finally:
-        c.as_postgres(str(PG_BIN / "pg_ctl"), "-D", str(base / "data"), "-m", "immediate", "stop")
-        shutil.rmtree(base)
+        remove_cluster(c)
 
 
 @pytest.fixture()

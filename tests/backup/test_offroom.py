@@ -5,27 +5,13 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 from lpse_backup.documents import BackupError, Restic
 from lpse_backup.offroom import Offroom, OffroomError, check_bucket, client, ensure_bucket
-from lpse_lab import radosgw
 from lpse_lab.radosgw import S3Server
-
-STATE = Path(os.environ.get("LPSE_RADOSGW_DIR", "/var/tmp/lpse-radosgw"))
-
-
-@pytest.fixture(scope="module")
-def s3_server() -> Iterator[S3Server]:
-    try:
-        server = radosgw.start(STATE, "127.0.0.1", 7480)
-    except radosgw.RadosgwError as e:
-        pytest.fail(f"could not start the radosgw test server: {e}")
-    yield server
-    radosgw.stop(STATE)
 
 
 def offroom(server: S3Server, bucket: str | None = None, **over: str) -> Offroom:

@@ -1,0 +1,148 @@
+"""pgBackRest on a real PostgreSQL 15 cluster: WAL archived to the locked off-room bucket (radosgw
+over HTTPS) and to a local repository; full and incremental backups; point-in-time restore into a
+throwaway cluster that loses at most the seconds after the chosen time."""
+
+from __future__ import annotations
+
+import shutil
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lpse_backup.database import PgBackRest
+from lpse_backup.documents import BackupError
+from lpse_backup.offroom import Offroom, client, ensure_bucket
+from lpse_lab.radosgw import S3Server
+
+from tests.backup.conftest import Cluster, new_cluster, remove_cluster
+
+
+def write_config(base: Path, server: S3Server, bucket: str, ca: Path, pg: Cluster) -> Path:
+    conf = base / "pgbackrest.conf"
+    for d in ("spool", "log", "lock", "repo-local"):
+        (base / d).mkdir()
+    host_port = server.tls_endpoint.removeprefix("https://").split(":")
+    conf.write_text(
+        f"""[global]
+repo1-type=s3
+repo1-s3-endpoint=localhost
+repo1-storage-port={host_port[1]}
+repo1-s3-bucket={bucket}
+repo1-s3-key={server.access_key}
+repo1-s3-key-secret={server.secret_key}
+repo1-s3-region={server.region}
+repo1-s3-uri-style=path
+repo1-storage-ca-file={ca}
+repo1-path=/pgbackrest
+repo1-cipher-type=aes-256-cbc
+repo1-cipher-pass={uuid.uuid4().hex}
+repo1-retention-full=2
+repo2-path={base}/repo-local
+repo2-cipher-type=aes-256-cbc
+repo2-cipher-pass={uuid.uuid4().hex}
+repo2-retention-full=2
+archive-async=y
+spool-path={base}/spool
+log-path={base}/log
+lock-path={base}/lock
+start-fast=y
+[spse]
+pg1-path={pg.data}
+pg1-socket-path={pg.socket_dir}
+"""
+    )
+    conf.chmod(0o600)
+    return conf
+
+
+@pytest.fixture(scope="module")
+def archived(s3_server: S3Server, s3_ca: Path) -> Iterator[tuple[Cluster, PgBackRest, Offroom]]:
+    o = Offroom(s3_server.endpoint, f"lpse-pg-{uuid.uuid4().hex[:8]}", s3_server.access_key, s3_server.secret_key)
+    ensure_bucket(o, lock_days=2)
+    pg = new_cluster(initdb=False)
+    ca = pg.base / "s3-ca.crt"  # pgBackRest runs as postgres: a readable copy of the test CA
+    shutil.copyfile(s3_ca, ca)
+    conf = write_config(pg.base, s3_server, o.bucket, ca, pg)
+    for p in [conf, *pg.base.iterdir()]:
+        shutil.chown(p, "postgres", "postgres")
+    pg.as_postgres("/usr/lib/postgresql/15/bin/initdb", "-D", str(pg.data), "-A", "trust", "--no-sync")
+    with (pg.data / "postgresql.conf").open("a") as f:
+        f.write(
+            f"listen_addresses = ''\nunix_socket_directories = '{pg.socket_dir}'\nfsync = off\n"
+            f"archive_mode = on\nwal_level = replica\narchive_timeout = 5\n"
+            f"archive_command = 'pgbackrest --config={conf} --stanza=spse archive-push %p'\n"
+        )
+    pg.start()
+    br = PgBackRest(conf)
+    try:
+        br.stanza_create()
+        br.check()
+        pg.sql(
+            "postgres", "CREATE TABLE penawaran (id serial primary key, nilai numeric, at timestamptz default now())"
+        )
+        yield pg, br, o
+    finally:
+        remove_cluster(pg)
+
+
+def test_point_in_time_restore_from_either_repository(archived: tuple[Cluster, PgBackRest, Offroom]) -> None:
+    pg, br, o = archived
+    full = {repo: br.backup(repo, "full") for repo in (1, 2)}
+    assert all(b.type == "full" for b in full.values())
+    pg.sql("postgres", "INSERT INTO penawaran (nilai) SELECT g FROM generate_series(1, 1000) g")
+    incr = br.backup(1, "incr")
+    assert incr.type == "incr" and incr.repo_bytes < full[1].repo_bytes
+
+    pg.sql("postgres", "INSERT INTO penawaran (nilai) SELECT g FROM generate_series(1001, 1500) g")
+    time.sleep(1.5)
+    target = pg.sql("postgres", "SELECT to_char(now(), 'YYYY-MM-DD HH24:MI:SS.USOF')")
+    committed_before = int(pg.sql("postgres", "SELECT count(*) FROM penawaran"))
+    time.sleep(1.5)
+    pg.sql("postgres", "INSERT INTO penawaran (nilai) SELECT g FROM generate_series(1501, 1600) g")
+    pg.sql("postgres", "SELECT pg_switch_wal()")
+    deadline = time.monotonic() + 60  # async archiving: wait until the segment is in the archive
+    while (
+        pg.sql("postgres", "SELECT last_failed_wal IS NULL AND last_archived_wal IS NOT NULL FROM pg_stat_archiver")
+        != "t"
+    ):
+        assert time.monotonic() < deadline
+        time.sleep(1)
+    time.sleep(6)  # archive_timeout 5 s: the segment holding `target` is pushed
+
+    for repo in (1, 2):
+        restored = new_cluster(initdb=False)
+        try:
+            br.restore(repo, restored.data, target_time=target)
+            with (restored.data / "postgresql.auto.conf").open("a") as f:
+                f.write(f"unix_socket_directories = '{restored.socket_dir}'\n")
+            restored.start()
+            deadline = time.monotonic() + 60
+            while restored.sql("postgres", "SELECT pg_is_in_recovery()") != "f":
+                assert time.monotonic() < deadline, "the restored cluster did not finish recovery"
+                time.sleep(0.5)
+            got = int(restored.sql("postgres", "SELECT count(*) FROM penawaran"))
+            assert got == committed_before, f"repo{repo}: {got} rows at the target time, expected {committed_before}"
+        finally:
+            remove_cluster(restored)
+
+    # Everything pgBackRest put in the bucket is encrypted: no backup.info in clear text.
+    s3 = client(o)
+    info = s3.get_object(Bucket=o.bucket, Key="pgbackrest/backup/spse/backup.info")["Body"].read()
+    assert b"backup-current" not in info
+
+
+def test_a_wrong_cipher_pass_fails_clearly(archived: tuple[Cluster, PgBackRest, Offroom], tmp_path: Path) -> None:
+    _, br, _ = archived
+    bad = tmp_path / "bad.conf"
+    text = br.config.read_text()
+    bad.write_text(
+        "\n".join(
+            ln if not ln.startswith("repo2-cipher-pass") else "repo2-cipher-pass=wrong" for ln in text.splitlines()
+        )
+    )
+    shutil.chown(bad, "postgres", "postgres")
+    tmp_path.chmod(0o755)
+    with pytest.raises(BackupError, match="pgbackrest --repo=2 --output=json info failed"):
+        PgBackRest(bad).backups(2)
