@@ -43,7 +43,8 @@ class PgBackRest:
     def run(self, *args: str) -> str:
         cmd = [*self.run_as, "pgbackrest", f"--config={self.config}", f"--stanza={self.stanza}", *args]
         try:
-            res = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout_s)
+            # errors="replace": with a wrong cipher pass pgBackRest echoes undecryptable bytes
+            res = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=self.timeout_s)
         except subprocess.TimeoutExpired as e:
             raise BackupError(f"pgbackrest {args[-1]} took longer than {self.timeout_s:.0f} s") from e
         if res.returncode != 0:
@@ -63,9 +64,14 @@ class PgBackRest:
         return self.backups(repo)[-1]
 
     def backups(self, repo: int) -> list[BackupSet]:
-        info = json.loads(self.run(f"--repo={repo}", "--output=json", "info"))
+        # info exits 0 even when it cannot read the repository; the status code says why.
+        info = json.loads(self.run(f"--repo={repo}", "--output=json", "info"), strict=False)
         out = []
         for stanza in info:
+            status = stanza.get("status", {})
+            if status.get("code", 0) not in (0, 2):  # 2: no backups yet
+                message = " ".join(str(status.get("message", "")).split())[:300]
+                raise BackupError(f"pgbackrest cannot read repo{repo} of stanza {self.stanza}: {message}")
             for b in stanza.get("backup", []):
                 out.append(
                     BackupSet(

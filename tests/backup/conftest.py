@@ -104,3 +104,35 @@ def new_cluster(settings: str = "", initdb: bool = True) -> Cluster:
 def remove_cluster(c: Cluster) -> None:
     c.stop()
     shutil.rmtree(c.base, ignore_errors=True)
+
+
+# --- portable drives: labelled ext4 images on loop devices ------------------------------------
+
+ROTA = ("LPSE-BACKUP-A", "LPSE-BACKUP-B")
+
+
+def make_drive(tmp: Path, label: str, size_mb: int = 32) -> Path:
+    image = tmp / f"{label}.img"
+    subprocess.run(["truncate", "-s", f"{size_mb}M", str(image)], check=True)
+    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", label, str(image)], check=True)
+    return image
+
+
+def plug(image: Path, mp: Path) -> None:
+    subprocess.run(["mount", "-o", "loop", str(image), str(mp)], check=True)
+
+
+def unplug(mp: Path) -> None:
+    subprocess.run(["umount", str(mp)], check=True)
+
+
+@pytest.fixture()
+def mountpoint(tmp_path: Path) -> Iterator[Path]:
+    """Where the drive goes; a bare directory until something is plugged in."""
+    if os.geteuid() != 0:
+        pytest.fail("the portable media tests mount loop devices: run them as root (scripts/test does)")
+    mp = tmp_path / "media"
+    mp.mkdir()
+    yield mp
+    if os.path.ismount(mp):
+        unplug(mp)

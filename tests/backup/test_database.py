@@ -13,10 +13,12 @@ from pathlib import Path
 import pytest
 from lpse_backup.database import PgBackRest
 from lpse_backup.documents import BackupError
+from lpse_backup.media import MediaError, check_drive
 from lpse_backup.offroom import Offroom, client, ensure_bucket
+from lpse_backup.portable import sync_repository
 from lpse_lab.radosgw import S3Server
 
-from tests.backup.conftest import Cluster, new_cluster, remove_cluster
+from tests.backup.conftest import ROTA, Cluster, make_drive, new_cluster, plug, remove_cluster, unplug
 
 
 def write_config(base: Path, server: S3Server, bucket: str, ca: Path, pg: Cluster) -> Path:
@@ -133,9 +135,9 @@ def test_point_in_time_restore_from_either_repository(archived: tuple[Cluster, P
     assert b"backup-current" not in info
 
 
-def test_a_wrong_cipher_pass_fails_clearly(archived: tuple[Cluster, PgBackRest, Offroom], tmp_path: Path) -> None:
-    _, br, _ = archived
-    bad = tmp_path / "bad.conf"
+def test_a_wrong_cipher_pass_fails_clearly(archived: tuple[Cluster, PgBackRest, Offroom]) -> None:
+    pg, br, _ = archived
+    bad = pg.base / "bad.conf"  # readable by postgres, unlike pytest's tmp_path
     text = br.config.read_text()
     bad.write_text(
         "\n".join(
@@ -143,6 +145,69 @@ def test_a_wrong_cipher_pass_fails_clearly(archived: tuple[Cluster, PgBackRest, 
         )
     )
     shutil.chown(bad, "postgres", "postgres")
-    tmp_path.chmod(0o755)
-    with pytest.raises(BackupError, match="pgbackrest --repo=2 --output=json info failed"):
+    with pytest.raises(BackupError, match="cannot read repo2 of stanza spse"):
         PgBackRest(bad).backups(2)
+
+
+def archiver(pg: Cluster) -> tuple[int, int]:
+    """(archived_count, failed_count) of the cluster's WAL archiver."""
+    a, f = pg.sql("postgres", "SELECT archived_count, failed_count FROM pg_stat_archiver").split("|")
+    return int(a), int(f)
+
+
+def test_the_drive_copy_restores_and_an_unplugged_drive_never_stalls_archiving(
+    archived: tuple[Cluster, PgBackRest, Offroom], tmp_path: Path
+) -> None:
+    pg, br, _ = archived
+    mountpoint = pg.base / "media"  # pgBackRest (user postgres) must reach the drive
+    mountpoint.mkdir()
+    repo2 = Path(next(ln.split("=", 1)[1] for ln in br.config.read_text().splitlines() if ln.startswith("repo2-path")))
+    br.backup(2, "full")
+    pg.sql("postgres", "INSERT INTO penawaran (nilai) VALUES (424242)")
+    br.backup(2, "incr")  # the copy must hold WAL up to here
+
+    plug(make_drive(tmp_path, "LPSE-BACKUP-A", size_mb=256), mountpoint)
+    try:
+        drive_copy_restores(pg, br, repo2, mountpoint)
+    finally:
+        unplug(mountpoint)
+
+    # Unplugged: archiving goes on (WAL never goes to the drive) and the copy is refused.
+    before = archiver(pg)
+    for _ in range(3):
+        pg.sql("postgres", "INSERT INTO penawaran (nilai) VALUES (1); SELECT pg_switch_wal()")
+    deadline = time.monotonic() + 60
+    while archiver(pg)[0] < before[0] + 3:
+        assert time.monotonic() < deadline, f"archiving stalled with the drive unplugged: {archiver(pg)}"
+        time.sleep(1)
+    assert archiver(pg)[1] == before[1], "archive-push failed while the drive was away"
+    with pytest.raises(MediaError, match="no drive at"):
+        check_drive(mountpoint, ROTA)
+    assert not (mountpoint / "pgbackrest").exists()
+
+
+def drive_copy_restores(pg: Cluster, br: PgBackRest, repo2: Path, mountpoint: Path) -> None:
+    drive = check_drive(mountpoint, ROTA)
+    first = sync_repository(repo2, drive, "pgbackrest")
+    assert first.files_copied > 0 and first.bytes_copied > 0
+    again = sync_repository(repo2, drive, "pgbackrest")
+    assert again.bytes_copied < first.bytes_copied  # only the info files again
+    assert b"backup-current" not in (mountpoint / "pgbackrest/backup/spse/backup.info").read_bytes()
+
+    # Restore from the drive alone: the config's repo2 pointed at the drive copy.
+    on_drive = pg.base / "from-drive.conf"
+    on_drive.write_text(br.config.read_text().replace(f"repo2-path={repo2}", f"repo2-path={mountpoint}/pgbackrest"))
+    shutil.chown(on_drive, "postgres", "postgres")
+    restored = new_cluster(initdb=False)
+    try:
+        PgBackRest(on_drive).restore(2, restored.data)
+        with (restored.data / "postgresql.auto.conf").open("a") as f:
+            f.write(f"unix_socket_directories = '{restored.socket_dir}'\n")
+        restored.start()
+        deadline = time.monotonic() + 60
+        while restored.sql("postgres", "SELECT pg_is_in_recovery()") != "f":
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
+        assert restored.sql("postgres", "SELECT count(*) FROM penawaran WHERE nilai = 424242") == "1"
+    finally:
+        remove_cluster(restored)

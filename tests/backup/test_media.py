@@ -3,37 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from lpse_backup.media import Ledger, MediaError, check_drive
 
-ROTA = ("LPSE-BACKUP-A", "LPSE-BACKUP-B")
-
-
-def make_drive(tmp: Path, label: str, size_mb: int = 32) -> Path:
-    image = tmp / f"{label}.img"
-    subprocess.run(["truncate", "-s", f"{size_mb}M", str(image)], check=True)
-    subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", label, str(image)], check=True)
-    return image
-
-
-@pytest.fixture()
-def mountpoint(tmp_path: Path) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.fail("the portable media tests mount loop devices: run them as root (scripts/test does)")
-    mp = tmp_path / "media"
-    mp.mkdir()
-    yield mp
-    if os.path.ismount(mp):
-        subprocess.run(["umount", str(mp)], check=True)
-
-
-def plug(image: Path, mp: Path) -> None:
-    subprocess.run(["mount", "-o", "loop", str(image), str(mp)], check=True)
+from tests.backup.conftest import ROTA, make_drive, plug
 
 
 def test_a_rota_drive_is_recognised_by_its_label(tmp_path: Path, mountpoint: Path) -> None:
