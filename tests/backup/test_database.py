@@ -6,87 +6,16 @@ from __future__ import annotations
 
 import shutil
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from lpse_backup.database import PgBackRest
 from lpse_backup.documents import BackupError
 from lpse_backup.media import MediaError, check_drive
-from lpse_backup.offroom import Offroom, client, ensure_bucket
+from lpse_backup.offroom import Offroom, client
 from lpse_backup.portable import sync_repository
-from lpse_lab.radosgw import S3Server
 
 from tests.backup.conftest import ROTA, Cluster, make_drive, new_cluster, plug, remove_cluster, unplug
-
-
-def write_config(base: Path, server: S3Server, bucket: str, ca: Path, pg: Cluster) -> Path:
-    conf = base / "pgbackrest.conf"
-    for d in ("spool", "log", "lock", "repo-local"):
-        (base / d).mkdir()
-    host_port = server.tls_endpoint.removeprefix("https://").split(":")
-    conf.write_text(
-        f"""[global]
-repo1-type=s3
-repo1-s3-endpoint=localhost
-repo1-storage-port={host_port[1]}
-repo1-s3-bucket={bucket}
-repo1-s3-key={server.access_key}
-repo1-s3-key-secret={server.secret_key}
-repo1-s3-region={server.region}
-repo1-s3-uri-style=path
-repo1-storage-ca-file={ca}
-repo1-path=/pgbackrest
-repo1-cipher-type=aes-256-cbc
-repo1-cipher-pass={uuid.uuid4().hex}
-repo1-retention-full=2
-repo2-path={base}/repo-local
-repo2-cipher-type=aes-256-cbc
-repo2-cipher-pass={uuid.uuid4().hex}
-repo2-retention-full=2
-archive-async=y
-spool-path={base}/spool
-log-path={base}/log
-lock-path={base}/lock
-start-fast=y
-[spse]
-pg1-path={pg.data}
-pg1-socket-path={pg.socket_dir}
-"""
-    )
-    conf.chmod(0o600)
-    return conf
-
-
-@pytest.fixture(scope="module")
-def archived(s3_server: S3Server, s3_ca: Path) -> Iterator[tuple[Cluster, PgBackRest, Offroom]]:
-    o = Offroom(s3_server.endpoint, f"lpse-pg-{uuid.uuid4().hex[:8]}", s3_server.access_key, s3_server.secret_key)
-    ensure_bucket(o, lock_days=2)
-    pg = new_cluster(initdb=False)
-    ca = pg.base / "s3-ca.crt"  # pgBackRest runs as postgres: a readable copy of the test CA
-    shutil.copyfile(s3_ca, ca)
-    conf = write_config(pg.base, s3_server, o.bucket, ca, pg)
-    for p in [conf, *pg.base.iterdir()]:
-        shutil.chown(p, "postgres", "postgres")
-    pg.as_postgres("/usr/lib/postgresql/15/bin/initdb", "-D", str(pg.data), "-A", "trust", "--no-sync")
-    with (pg.data / "postgresql.conf").open("a") as f:
-        f.write(
-            f"listen_addresses = ''\nunix_socket_directories = '{pg.socket_dir}'\nfsync = off\n"
-            f"archive_mode = on\nwal_level = replica\narchive_timeout = 5\n"
-            f"archive_command = 'pgbackrest --config={conf} --stanza=spse archive-push %p'\n"
-        )
-    pg.start()
-    br = PgBackRest(conf)
-    try:
-        br.stanza_create()
-        br.check()
-        pg.sql(
-            "postgres", "CREATE TABLE penawaran (id serial primary key, nilai numeric, at timestamptz default now())"
-        )
-        yield pg, br, o
-    finally:
-        remove_cluster(pg)
 
 
 def test_point_in_time_restore_from_either_repository(archived: tuple[Cluster, PgBackRest, Offroom]) -> None:

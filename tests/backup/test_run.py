@@ -1,0 +1,116 @@
+"""`lpse-backup run` end to end on real servers: every dataset to every target, then the same
+run with the drive unplugged (the off-room side still done, the run fails, nothing lost)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+from lpse_backup.database import PgBackRest
+from lpse_backup.offroom import Offroom, client
+from lpse_lab.radosgw import S3Server
+
+from tests.backup.conftest import Cluster, make_drive, plug, unplug
+
+PAIRS = {
+    ("database", "s3"), ("database", "local"), ("database", "portable"), ("dump", "local"), ("dump", "s3"),
+    ("dump", "portable"), ("documents", "s3"), ("documents", "portable"),
+}  # fmt: skip
+
+
+def job_config(pg: Cluster, br: PgBackRest, o: Offroom, server: S3Server) -> Path:
+    base = pg.base
+    (base / "docs" / "lelang-1").mkdir(parents=True)
+    (base / "docs" / "lelang-1" / "penawaran.pdf").write_bytes(b"%PDF penawaran " * 4000)
+    for name, text in (("s3.secret", server.secret_key), ("restic.key", "restic-test-key")):
+        (base / name).write_text(text)
+        (base / name).chmod(0o600)
+    subprocess.run(["age-keygen", "-o", str(base / "age.key")], check=True, capture_output=True)
+    recipient = subprocess.run(["age-keygen", "-y", str(base / "age.key")], check=True, capture_output=True, text=True)
+    repo2 = next(ln.split("=", 1)[1] for ln in br.config.read_text().splitlines() if ln.startswith("repo2-path"))
+    (base / "media").mkdir()
+    conf = base / "job.toml"
+    conf.write_text(
+        f"""state_dir = "{base}/state"
+textfile = "{base}/backup.prom"
+[portable]
+mountpoint = "{base}/media"
+rota = ["LPSE-BACKUP-A", "LPSE-BACKUP-B"]
+[offroom]
+endpoint = "{server.endpoint}"
+bucket = "{o.bucket}"
+access_key = "{server.access_key}"
+secret_key_file = "{base}/s3.secret"
+[database]
+pgbackrest_config = "{br.config}"
+local_repo_path = "{repo2}"
+dbname = "postgres"
+pg_dump = ["runuser", "-u", "postgres", "--", "pg_dump", "-h", "{pg.socket_dir}"]
+[dump]
+age_recipients = ["{recipient.stdout.strip()}"]
+[documents]
+paths = ["{base}/docs"]
+restic_password_file = "{base}/restic.key"
+"""
+    )
+    return conf
+
+
+def run_job(conf: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "lpse-backup"), "run", "--config", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+
+
+def metric(prom: Path, name: str, dataset: str, target: str) -> float:
+    m = re.search(rf'{name}{{dataset="{dataset}",target="{target}"}} (\S+)', prom.read_text())
+    assert m, (name, dataset, target)
+    return float(m[1])
+
+
+def test_one_run_copies_everything_and_an_unplugged_drive_fails_only_the_drive(
+    archived: tuple[Cluster, PgBackRest, Offroom], s3_server: S3Server, tmp_path: Path
+) -> None:
+    pg, br, o = archived
+    conf = job_config(pg, br, o, s3_server)
+    prom = pg.base / "backup.prom"
+    media = pg.base / "media"
+    plug(make_drive(tmp_path, "LPSE-BACKUP-A", size_mb=256), media)
+    try:
+        res = run_job(conf)
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert "8 of 8 copies made" in res.stdout
+        for dataset, target in PAIRS:
+            assert metric(prom, "lpse_backup_last_run_success", dataset, target) == 1.0
+        assert list((media / "dumps").glob("postgres-*.dump.age"))
+        assert (media / "documents" / "config").exists() and (media / "pgbackrest" / "backup").is_dir()
+        keys = [obj["Key"] for obj in client(o).list_objects_v2(Bucket=o.bucket)["Contents"]]
+        assert any(k.startswith("dumps/postgres-") for k in keys) and any(k.startswith("documents/") for k in keys)
+        ledger = (pg.base / "state" / "drives.json").read_text()
+        assert "LPSE-BACKUP-A" in ledger and '"dataset": "documents"' in ledger
+        good = metric(prom, "lpse_backup_last_success_timestamp_seconds", "documents", "portable")
+    finally:
+        unplug(media)
+
+    res = run_job(conf)
+    assert res.returncode == 1
+    assert "Plug in the next drive of the rota" in res.stdout
+    assert "5 of 8 copies made; FAILED: database->portable, dump->portable, documents->portable" in res.stdout
+    for dataset, target in PAIRS:
+        want = 0.0 if target == "portable" else 1.0
+        assert metric(prom, "lpse_backup_last_run_success", dataset, target) == want, (dataset, target)
+    assert metric(prom, "lpse_backup_last_success_timestamp_seconds", "documents", "portable") == good
+    assert not any(media.iterdir()), "something was written to the bare mount point"
+
+
+def test_a_broken_config_says_what_is_wrong(tmp_path: Path) -> None:
+    conf = tmp_path / "job.toml"
+    conf.write_text('state_dir = "/tmp/x"\n')
+    res = run_job(conf)
+    assert res.returncode == 2
+    assert "KeyError" in res.stderr and "see backup/README.md" in res.stderr
