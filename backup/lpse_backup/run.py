@@ -44,6 +44,12 @@ class Settings:
     age_recipients: tuple[str, ...]
     documents: tuple[Path, ...]
     restic_password_file: Path
+    # Retention per target: restic (daily, weekly, monthly) and how many dumps to keep.
+    keep_s3: tuple[int, int, int] = (14, 8, 12)
+    keep_portable: tuple[int, int, int] = (7, 4, 3)
+    dumps_keep: int = 7
+    # Share of the restic data read back and decrypted after each run.
+    check_subset: str = "2%"
 
     @classmethod
     def load(cls, path: Path) -> Settings:
@@ -75,9 +81,22 @@ class Settings:
                 age_recipients=tuple(d["dump"]["age_recipients"]),
                 documents=tuple(Path(p) for p in d["documents"]["paths"]),
                 restic_password_file=Path(d["documents"]["restic_password_file"]),
+                keep_s3=_keep(d.get("retention", {}).get("s3", [14, 8, 12]), "s3"),
+                keep_portable=_keep(d.get("retention", {}).get("portable", [7, 4, 3]), "portable"),
+                dumps_keep=int(d.get("retention", {}).get("dumps", 7)),
+                check_subset=str(d.get("verify", {}).get("restic_subset", "2%")),
             )
         except (OSError, KeyError, ValueError, tomllib.TOMLDecodeError) as e:
             raise BackupError(f"{path}: {e.__class__.__name__}: {e} — see backup/README.md for the settings") from e
+
+
+def _keep(value: object, target: str) -> tuple[int, int, int]:
+    """[daily, weekly, monthly] snapshots to keep, each at least 0, the daily at least 1."""
+    if not (isinstance(value, list) and len(value) == 3 and all(isinstance(v, int) and v >= 0 for v in value)):
+        raise ValueError(f"retention.{target} must be [daily, weekly, monthly], e.g. [14, 8, 12], not {value!r}")
+    if value[0] < 1:
+        raise ValueError(f"retention.{target}: keep at least 1 daily snapshot, or the newest copy could go")
+    return (value[0], value[1], value[2])
 
 
 class Run:
@@ -113,9 +132,25 @@ class Run:
         return Restic(str(self.drive().mountpoint / "documents"), self.s.restic_password_file)
 
     def documents(self, target: str) -> int:
+        """Snapshot, read a subset back (a copy that does not decrypt is not a copy), then apply
+        the target's retention (restic always keeps the newest snapshot)."""
         repo = self.restic(target)
         repo.init()
-        return repo.backup(list(self.s.documents), tags=["documents"]).bytes_added
+        added = repo.backup(list(self.s.documents), tags=["documents"]).bytes_added
+        repo.check(self.s.check_subset)
+        repo.forget(*(self.s.keep_s3 if target == "s3" else self.s.keep_portable))
+        return added
+
+    def database(self, br: PgBackRest, repo: int) -> int:
+        """Back up to one pgBackRest repository, then verify its checksums."""
+        size = br.backup(repo).repo_bytes
+        br.verify(repo)
+        return size
+
+    def prune_dumps(self, dumps: Path) -> None:
+        """Keep the newest `dumps_keep` dumps (at least the one just made); the drive mirrors this."""
+        for old in sorted(dumps.glob("*.dump.age"))[: -max(1, self.s.dumps_keep)]:
+            old.unlink()
 
     def all(self) -> list[metrics.Result]:
         s = self.s
@@ -132,8 +167,8 @@ class Run:
         except MediaError as e:
             self.out(f"portable drive: {e}")
 
-        self.step("database", "s3", lambda: br.backup(s.offroom_repo).repo_bytes)
-        self.step("database", "local", lambda: br.backup(s.local_repo).repo_bytes)
+        self.step("database", "s3", lambda: self.database(br, s.offroom_repo))
+        self.step("database", "local", lambda: self.database(br, s.local_repo))
         self.step(
             "database", "portable", lambda: sync_repository(s.local_repo_path, self.drive(), "pgbackrest").bytes_copied
         )
@@ -145,6 +180,7 @@ class Run:
         def dump_local() -> int:
             d = dump_database(s.dbname, dumps, list(s.age_recipients), pg_dump=s.pg_dump)
             made.append(d.path)
+            self.prune_dumps(dumps)
             return d.bytes
 
         def dump_to(target: str) -> int:

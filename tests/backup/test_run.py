@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from lpse_backup.database import PgBackRest
+from lpse_backup.documents import Restic
 from lpse_backup.offroom import Offroom, client
 from lpse_lab.radosgw import S3Server
 
@@ -53,6 +54,12 @@ age_recipients = ["{recipient.stdout.strip()}"]
 [documents]
 paths = ["{base}/docs"]
 restic_password_file = "{base}/restic.key"
+[retention]
+s3 = [14, 8, 12]
+portable = [7, 4, 3]
+dumps = 1
+[verify]
+restic_subset = "100%"
 """
     )
     return conf
@@ -106,6 +113,11 @@ def test_one_run_copies_everything_and_an_unplugged_drive_fails_only_the_drive(
         assert metric(prom, "lpse_backup_last_run_success", dataset, target) == want, (dataset, target)
     assert metric(prom, "lpse_backup_last_success_timestamp_seconds", "documents", "portable") == good
     assert not any(media.iterdir()), "something was written to the bare mount point"
+    # Retention ran: one dump kept (the newest), one restic snapshot per day in the bucket.
+    assert len(list((pg.base / "state" / "dumps").glob("*.dump.age"))) == 1
+    env = {"AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}
+    s3_docs = Restic(f"s3:{s3_server.endpoint}/{o.bucket}/documents", pg.base / "restic.key", env)
+    assert len(s3_docs.snapshots()) == 1
 
 
 def test_a_broken_config_says_what_is_wrong(tmp_path: Path) -> None:
@@ -114,3 +126,32 @@ def test_a_broken_config_says_what_is_wrong(tmp_path: Path) -> None:
     res = run_job(conf)
     assert res.returncode == 2
     assert "KeyError" in res.stderr and "see backup/README.md" in res.stderr
+
+    (tmp_path / "s3.secret").write_text("x")
+    conf.write_text(
+        f"""state_dir = "{tmp_path}/state"
+textfile = "{tmp_path}/backup.prom"
+[portable]
+mountpoint = "{tmp_path}/media"
+rota = ["LPSE-BACKUP-A"]
+[offroom]
+endpoint = "http://127.0.0.1:9"
+bucket = "b"
+access_key = "k"
+secret_key_file = "{tmp_path}/s3.secret"
+[database]
+pgbackrest_config = "/etc/pgbackrest/pgbackrest.conf"
+local_repo_path = "/var/lib/pgbackrest"
+dbname = "spse"
+[dump]
+age_recipients = ["age1example"]
+[documents]
+paths = ["/var/lib/spse/documents"]
+restic_password_file = "{tmp_path}/restic.key"
+[retention]
+portable = [0, 4, 3]
+"""
+    )
+    res = run_job(conf)
+    assert res.returncode == 2 and "keep at least 1 daily snapshot" in res.stderr
+    assert not (tmp_path / "state").exists(), "a broken config must stop the run before anything is done"
