@@ -79,8 +79,3 @@ def dump_database(
         partial.unlink(missing_ok=True)
         raise
     return Dump(final, final.stat().st_size, _sha256(final))
-
-
-def restore_command(dump: Path, identity: Path, target_db: str) -> str:
-    """What the runbook tells an operator to type, with stock tools only."""
-    return f"age --decrypt -i {identity} {dump} | pg_restore --dbname {target_db} --no-owner"

@@ -120,6 +120,7 @@ class Run:
         self.results.append(metrics.Result(dataset, target, ok, time.time(), time.monotonic() - t0, size))
 
     def drive(self) -> Drive:
+        # Checked again before every write to it: a drive can be pulled out in the middle of a run.
         return check_drive(self.s.drive_mountpoint, self.s.rota)
 
     def restic(self, target: str) -> Restic:

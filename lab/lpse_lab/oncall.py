@@ -30,6 +30,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import parse_qs
 
+from lpse_lab.pki import write_atomic
+
 RECEIVED_HEADER = "X-Lab-Received"
 T = TypeVar("T")
 
@@ -50,11 +52,7 @@ class RelaySettings:
         return cls(**json.loads(path.read_text()))
 
     def save(self, path: Path) -> None:
-        tmp = path.with_suffix(".tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            json.dump(self.__dict__, f)
-        tmp.replace(path)
+        write_atomic(path, json.dumps(self.__dict__).encode(), 0o600)
 
 
 # --- what arrived -------------------------------------------------------------------

@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 
-def _write(path: Path, data: bytes, mode: int) -> None:
+def write_atomic(path: Path, data: bytes, mode: int) -> None:
+    """Write `path` whole or not at all, created with `mode` (0600 for secrets)."""
     tmp = path.with_suffix(path.suffix + ".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     with os.fdopen(fd, "wb") as f:
@@ -51,8 +52,8 @@ def ensure_ca(pki: Path) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
         .add_extension(x509.KeyUsage(False, False, False, False, False, True, True, False, False), critical=True)
         .sign(ca_key, hashes.SHA256())
     )
-    _write(key, _key_pem(ca_key), 0o600)
-    _write(crt, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomic(key, _key_pem(ca_key), 0o600)
+    write_atomic(crt, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return cert, ca_key
 
 
@@ -80,6 +81,6 @@ def ensure_server_cert(pki: Path, name: str, address: str) -> tuple[Path, Path]:
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    _write(key, _key_pem(srv_key), 0o600)
-    _write(crt, cert.public_bytes(serialization.Encoding.PEM), 0o644)
+    write_atomic(key, _key_pem(srv_key), 0o600)
+    write_atomic(crt, cert.public_bytes(serialization.Encoding.PEM), 0o644)
     return crt, key

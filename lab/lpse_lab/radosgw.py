@@ -13,12 +13,13 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+
+from lpse_lab.lab import wait_port
 
 ACCESS_KEY = "LPSELABOFFROOM000001"
 
@@ -83,17 +84,6 @@ def _run(state: Path, *cmd: str) -> str:
     return res.stdout
 
 
-def _wait_port(address: str, port: int, seconds: float) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((address, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.3)
-    return False
-
-
 def start(
     state: Path, address: str = "127.0.0.1", port: int = 7480, tls: tuple[int, Path, Path] | None = None
 ) -> S3Server:
@@ -116,14 +106,14 @@ def start(
     _run(state, "ceph-osd", "--id", osd, "--mkjournal", "--mkfs")
     _run(state, "ceph-osd", "--id", osd)
     _run(state, "radosgw", "-n", "client.rgw.lab")
-    if not _wait_port(address, port, 60):
+    if not wait_port(address, port, 60):
         raise RadosgwError(f"radosgw did not listen on {address}:{port} in 60 s: see {state / 'log' / 'rgw.log'}")
     secret = uuid.uuid4().hex + uuid.uuid4().hex[:8]
     _run(
         state, "radosgw-admin", "user", "create", "--uid", "lpse-offroom", "--display-name", "LPSE off-room backups",
         "--access-key", ACCESS_KEY, "--secret-key", secret,
     )  # fmt: skip
-    if tls and not _wait_port(address, tls[0], 10):
+    if tls and not wait_port(address, tls[0], 10):
         raise RadosgwError(f"radosgw did not listen for HTTPS on {address}:{tls[0]}: see {state / 'log' / 'rgw.log'}")
     tls_endpoint = f"https://{address}:{tls[0]}" if tls else ""
     return S3Server(f"http://{address}:{port}", ACCESS_KEY, secret, tls_endpoint=tls_endpoint)
