@@ -90,10 +90,13 @@ class PgBackRest:
         """Checksums of every backup file and WAL segment in the repository."""
         self.run(f"--repo={repo}", "verify")
 
-    def restore(self, repo: int, pg_path: Path, target_time: str | None = None) -> None:
+    def restore(self, repo: int, pg_path: Path, target_time: str | None = None, repo_path: Path | None = None) -> None:
         """Restore into `pg_path` (empty), to the end of the archive or to `target_time`
-        ('YYYY-MM-DD HH:MM:SS+TZ'); the restored cluster will not archive WAL."""
+        ('YYYY-MM-DD HH:MM:SS+TZ'); the restored cluster will not archive WAL. `repo_path`
+        reads the repository from elsewhere (the copy on the portable drive)."""
         args = [f"--repo={repo}", f"--pg1-path={pg_path}", "--archive-mode=off"]
+        if repo_path:
+            args.append(f"--repo{repo}-path={repo_path}")
         if target_time:
             args += ["--type=time", f"--target={target_time}", "--target-action=promote"]
         self.run(*args, "restore")

@@ -10,6 +10,7 @@ the operator can be told which drive is due to be swapped and where each snapsho
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import subprocess
@@ -47,8 +48,22 @@ def mounts(mountinfo: Path = Path("/proc/self/mountinfo")) -> dict[str, Mount]:
     return out
 
 
-def read_label(device: str) -> str:
-    """The filesystem label of a block device (blkid reads the superblock itself)."""
+FS_IOC_GETFSLABEL = 0x81009431  # _IOR(0x94, 49, char[256]); ext4, xfs, btrfs
+
+
+def read_label(device: str, mountpoint: str = "") -> str:
+    """The filesystem label of the mounted drive: asked of the filesystem itself (works where the
+    device node is not visible, e.g. in a container), else read from the superblock by blkid."""
+    if mountpoint:
+        fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            buf = bytearray(256)
+            fcntl.ioctl(fd, FS_IOC_GETFSLABEL, buf)
+            return bytes(buf).split(b"\0", 1)[0].decode(errors="replace")
+        except OSError:
+            pass  # a filesystem without the ioctl (vfat, old kernels): ask blkid
+        finally:
+            os.close(fd)
     res = subprocess.run(["blkid", "-p", "-s", "LABEL", "-o", "value", device], capture_output=True, text=True)
     if res.returncode not in (0, 2):  # 2: no label
         raise MediaError(f"cannot read the label of {device}: {res.stderr.strip() or 'blkid failed'}")
@@ -79,12 +94,12 @@ def check_drive(
             f"written there. Plug in the next drive of the rota ({', '.join(rota)}) and mount it at {mp}."
         )
     mount = seen[mp]
-    label = read_label(mount.source)
+    label = read_label(mount.source, mp)
     if label not in rota:
         raise MediaError(
             f"the drive at {mp} ({mount.source}) is labelled {label or '(no label)'!r}, not one of the rota "
             f"({', '.join(rota)}): refusing to write to it. Plug in a rota drive, or prepare this one "
-            f"with `lpse-backup media prepare`."
+            f"with `lpse-backup prepare-drive`."
         )
     st = os.statvfs(mp)
     free, size = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
@@ -160,3 +175,23 @@ class Ledger:
             label: [s["snapshot"] for s in rec.snapshots if s["dataset"] == dataset]
             for label, rec in self.drives.items()
         }
+
+
+def prepare_drive(device: str, label: str, rota: Sequence[str], force: bool = False) -> None:
+    """Format a new drive of the rota: ext4 (journalled, so a drive pulled out mid-write
+    recovers), labelled, no reserved blocks. Refuses a label outside the rota, a mounted
+    device, and a device that already holds a filesystem unless `force`."""
+    if label not in rota:
+        raise MediaError(f"label {label!r} is not in the rota ({', '.join(rota)}): add it to backup_portable_rota")
+    real = os.path.realpath(device)
+    if any(os.path.realpath(m.source) == real for m in mounts().values()):
+        raise MediaError(f"{device} is mounted: unmount it before formatting")
+    existing = subprocess.run(["blkid", "-p", "-o", "value", "-s", "TYPE", device], capture_output=True, text=True)
+    if existing.stdout.strip() and not force:
+        raise MediaError(
+            f"{device} already holds a {existing.stdout.strip()} filesystem: formatting erases it. "
+            f"Check that this is the new drive, then run again with --yes."
+        )
+    res = subprocess.run(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", label, device], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise MediaError(f"mkfs.ext4 on {device} failed: {res.stderr.strip()[-300:]}")

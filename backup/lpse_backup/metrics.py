@@ -20,41 +20,104 @@ SUCCESS = "lpse_backup_last_success_timestamp_seconds"
 
 @dataclass(frozen=True)
 class Result:
-    dataset: str  # database, documents, config
-    target: str  # portable, s3
+    dataset: str  # database, dump, documents, system
+    target: str  # s3, local, portable
     success: bool
     finished: float  # epoch seconds
     duration_s: float
-    bytes: int
+    bytes: int = 0
+    # The check of the copy just made (pgbackrest verify, restic check); None: not reached.
+    verified: bool | None = None
+    verify_s: float = 0.0
 
 
-def previous_successes(path: Path) -> dict[tuple[str, str], float]:
+def previous_successes(path: Path, name: str = SUCCESS) -> dict[tuple[str, str], float]:
     """Last success times from the file a previous run wrote (none if it is absent or garbled)."""
-    out: dict[tuple[str, str], float] = {}
     if not path.exists():
-        return out
-    pattern = re.compile(SUCCESS + r'\{dataset="([^"]+)",target="([^"]+)"\} (\S+)')
-    for m in pattern.finditer(path.read_text()):
-        out[(m[1], m[2])] = float(m[3])
-    return out
+        return {}
+    pattern = re.compile(re.escape(name) + r'\{dataset="([^"]+)",target="([^"]+)"\} (\S+)')
+    return {(m[1], m[2]): float(m[3]) for m in pattern.finditer(path.read_text())}
 
 
-def write(path: Path, results: list[Result]) -> None:
-    """Write the run's results; the file appears whole or not at all (temp file + rename)."""
-    last_ok = previous_successes(path)
+def _write_results(path: Path, results: list[Result], prefix: str, what: str, with_bytes: bool) -> None:
+    """Per dataset/target: last success time (kept from the previous file when this one failed),
+    last result, duration (and bytes). The file appears whole or not at all (temp file + rename)."""
+    success = f"{prefix}_last_success_timestamp_seconds"
+    last_ok = previous_successes(path, success)
     reg = CollectorRegistry()
     labels = ["dataset", "target"]
-    ok = Gauge(SUCCESS, "When the dataset was last backed up to the target successfully", labels, registry=reg)
-    run_ok = Gauge("lpse_backup_last_run_success", "1 if the last run succeeded", labels, registry=reg)
-    duration = Gauge("lpse_backup_last_run_duration_seconds", "Duration of the last run", labels, registry=reg)
-    size = Gauge("lpse_backup_last_run_bytes", "Bytes the last run stored", labels, registry=reg)
+    ok = Gauge(success, f"When the last {what} of the dataset from/to the target succeeded", labels, registry=reg)
+    run_ok = Gauge(f"{prefix}_last_run_success", f"1 if the last {what} succeeded", labels, registry=reg)
+    duration = Gauge(f"{prefix}_last_run_duration_seconds", f"Duration of the last {what}", labels, registry=reg)
+    size = Gauge(f"{prefix}_last_run_bytes", f"Bytes the last {what} stored", labels, registry=reg)
+    verified = Gauge(f"{prefix}_last_verify_success", "1 if the copy passed its check", labels, registry=reg)
+    verify_s = Gauge(f"{prefix}_last_verify_duration_seconds", "Duration of the check", labels, registry=reg)
     for r in results:
         key = (r.dataset, r.target)
         if r.success:
             last_ok[key] = r.finished
         run_ok.labels(*key).set(1 if r.success else 0)
         duration.labels(*key).set(r.duration_s)
-        size.labels(*key).set(r.bytes)
+        if with_bytes:
+            size.labels(*key).set(r.bytes)
+        if r.verified is not None:
+            verified.labels(*key).set(1 if r.verified else 0)
+            verify_s.labels(*key).set(r.verify_s)
     for key, when in last_ok.items():
         ok.labels(*key).set(when)
+    write_to_textfile(str(path), reg)
+
+
+def write(path: Path, results: list[Result]) -> None:
+    """The backup run's results (`backup.prom`), with the check of each copy."""
+    _write_results(path, results, "lpse_backup", "backup", with_bytes=True)
+
+
+def write_drill(path: Path, results: list[Result]) -> None:
+    """The restore drill's results (`drill.prom`); the duration of a database part is that target's RTO."""
+    _write_results(path, results, "lpse_backup_drill", "restore drill", with_bytes=False)
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the status timer sees every few minutes, between backup runs."""
+
+    drive_label: str  # "" when no rota drive is plugged in
+    drive_free_bytes: int
+    drive_size_bytes: int
+    swap_due: bool
+    wal_last_archived: float  # epoch seconds, 0 if never
+    wal_last_failed: float
+    wal_failed_count: int
+    wal_ready_segments: int  # segments waiting to be archived
+
+
+def write_status(path: Path, s: Status) -> None:
+    reg = CollectorRegistry()
+    present = Gauge(
+        "lpse_backup_portable_media_present", "1 if a drive of the rota is plugged in", ["label"], registry=reg
+    )
+    present.labels(s.drive_label).set(1 if s.drive_label else 0)
+    if s.drive_label:
+        Gauge("lpse_backup_portable_media_free_bytes", "Free space on the drive", ["label"], registry=reg).labels(
+            s.drive_label
+        ).set(s.drive_free_bytes)
+        Gauge("lpse_backup_portable_media_size_bytes", "Size of the drive", ["label"], registry=reg).labels(
+            s.drive_label
+        ).set(s.drive_size_bytes)
+        Gauge(
+            "lpse_backup_portable_media_swap_due", "1 when the drive should go to the safe", ["label"], registry=reg
+        ).labels(s.drive_label).set(1 if s.swap_due else 0)
+    Gauge(
+        "lpse_backup_wal_last_archived_timestamp_seconds", "When PostgreSQL last archived a WAL segment", registry=reg
+    ).set(s.wal_last_archived)
+    Gauge(
+        "lpse_backup_wal_last_failed_timestamp_seconds", "When archiving a WAL segment last failed", registry=reg
+    ).set(s.wal_last_failed)
+    Gauge("lpse_backup_wal_failed_count", "Failed WAL archive attempts since the statistics reset", registry=reg).set(
+        s.wal_failed_count
+    )
+    Gauge("lpse_backup_wal_ready_segments", "WAL segments waiting to be archived (the archive lag)", registry=reg).set(
+        s.wal_ready_segments
+    )
     write_to_textfile(str(path), reg)

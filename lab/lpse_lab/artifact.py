@@ -40,16 +40,18 @@ def build_simulator(out_dir: Path) -> tuple[Path, str]:
 
 
 EXPORTER = Path(__file__).resolve().parents[2] / "exporters"
+BACKUP = Path(__file__).resolve().parents[2] / "backup"
 
 
-def build_exporter_wheels(out_dir: Path) -> Path:
-    """Wheels of lpse-exporter and its dependencies, for hosts without PyPI access.
+def build_wheels(project: Path, out_dir: Path) -> Path:
+    """Wheels of one of the project's packages (lpse-exporter, lpse-backup) and its
+    dependencies, for hosts without PyPI access.
 
-    Rebuilt only when the exporter's sources change, so that the role sees the same files
+    Rebuilt only when the package's sources change, so that the role sees the same files
     (and reports no change) on every other run.
     """
     skip = {"__pycache__", "build"}
-    sources = [f for f in EXPORTER.rglob("*") if f.suffix in (".py", ".toml") and not skip & set(f.parts)]
+    sources = [f for f in project.rglob("*") if f.suffix in (".py", ".toml") and not skip & set(f.parts)]
     stamp = out_dir / ".built"
     if up_to_date(stamp, sources):
         return out_dir
@@ -57,7 +59,7 @@ def build_exporter_wheels(out_dir: Path) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "-w", str(tmp), str(EXPORTER)],
+        [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "-w", str(tmp), str(project)],
         check=True,
     )
     if out_dir.exists():

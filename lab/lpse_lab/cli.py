@@ -14,8 +14,8 @@ from pathlib import Path
 import bcrypt
 import yaml
 
-from lpse_lab import lab, oncall
-from lpse_lab.artifact import build_exporter_wheels, build_simulator
+from lpse_lab import lab, oncall, radosgw
+from lpse_lab.artifact import BACKUP, EXPORTER, build_simulator, build_wheels
 from lpse_lab.oncall import RelaySettings
 from lpse_lab.pki import ensure_ca, ensure_server_cert, write_atomic
 
@@ -40,7 +40,20 @@ def _new_secrets() -> dict[str, str]:
         # A site's vault holds only the hash; the lab keeps the password too, for the tests.
         "vault_lkpp_password": lkpp,
         "vault_lkpp_password_bcrypt": bcrypt.hashpw(lkpp.encode(), bcrypt.gensalt(rounds=10)).decode(),
+        # Backups: the off-room bucket's secret key, and the three encryption keys.
+        "vault_backup_offroom_secret_key": secrets.token_urlsafe(30),
+        "vault_backup_pgbackrest_cipher_pass": secrets.token_urlsafe(36),
+        "vault_backup_restic_password": secrets.token_urlsafe(36),
+        **age_keypair(),
     }
+
+
+def age_keypair() -> dict[str, str]:
+    """An age identity for the logical dumps: the recipient (public) and the identity (secret)."""
+    out = subprocess.run(["age-keygen"], check=True, capture_output=True, text=True).stdout
+    identity = next(line for line in out.splitlines() if line.startswith("AGE-SECRET-KEY-"))
+    recipient = subprocess.run(["age-keygen", "-y"], input=identity, check=True, capture_output=True, text=True)
+    return {"vault_backup_age_identity": identity, "vault_backup_age_recipient": recipient.stdout.strip()}
 
 
 def lab_secrets() -> dict[str, str]:
@@ -95,7 +108,8 @@ def cmd_up(cfg: lab.LabConfig) -> None:
         ensure_server_cert(pki, host.name, host.address)
     gateway_crt, gateway_key = ensure_server_cert(pki, "lab-gateway", cfg.gateway)
     build_simulator(lab.STATE_DIR / "artifacts")
-    build_exporter_wheels(lab.STATE_DIR / "wheels")
+    build_wheels(EXPORTER, lab.STATE_DIR / "wheels")
+    build_wheels(BACKUP, lab.STATE_DIR / "wheels-backup")
     vault = ensure_lab_secrets()
     lab.ensure_oncall(
         RelaySettings(
@@ -109,7 +123,31 @@ def cmd_up(cfg: lab.LabConfig) -> None:
             keyfile=str(gateway_key),
         )
     )
+    ensure_offroom_s3(cfg, pki, vault)
     print(f"lab up in {time.monotonic() - t0:.1f} s: " + ", ".join(f"{h.name} {h.address}" for h in cfg.hosts))
+
+
+def ensure_offroom_s3(cfg: lab.LabConfig, pki: Path, vault: dict[str, str]) -> None:
+    """The off-room host's S3 server: Ceph radosgw in that host's network namespace (its objects
+    live in RAM: a lab that went down comes back with an empty bucket, made again by the
+    backup role)."""
+    host = cfg.offroom
+    state = host.dir / "radosgw"
+    if radosgw.running(state, cfg.offroom_s3_port):
+        return
+    crt, key = ensure_server_cert(pki, host.name, host.address)
+    radosgw.start(
+        state,
+        host.address,
+        cfg.offroom_s3_port,
+        tls=(cfg.offroom_s3_tls_port, crt, key),
+        netns=host.netns,
+        secret_key=vault["vault_backup_offroom_secret_key"],
+    )
+
+
+def stop_offroom_s3(cfg: lab.LabConfig) -> None:
+    radosgw.stop(cfg.offroom.dir / "radosgw")
 
 
 BOOTSTRAP_CMD = [str(BIN / "pyinfra"), "-y", "playbooks/bootstrap_inventory.py", "playbooks/bootstrap.py"]
@@ -221,9 +259,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.cmd == "up":
             cmd_up(cfg)
         elif args.cmd == "down":
+            stop_offroom_s3(cfg)
             lab.down(cfg)
             print("lab down")
         elif args.cmd == "destroy":
+            stop_offroom_s3(cfg)
             lab.destroy(cfg)
             print("lab destroyed (template and apt cache kept)")
         elif args.cmd == "status":

@@ -58,6 +58,9 @@ class LabHost:
     name: str
     address: str
     disks: tuple[LabDisk, ...] = ()
+    # Where the host's "USB port" appears inside it (e.g. /media): drives plugged in with
+    # `lpse-lab drive plug` are mounted below it, as an operator's automounter would.
+    usb: str = ""
 
     @property
     def netns(self) -> str:
@@ -84,6 +87,14 @@ class LabConfig:
     smtp_port: int
     https_port: int
     lkpp: LabHost
+    offroom_name: str
+    offroom_s3_port: int
+    offroom_s3_tls_port: int
+
+    @property
+    def offroom(self) -> LabHost:
+        """The off-room host, whose network namespace runs the lab's S3 server (radosgw)."""
+        return next(h for h in self.hosts if h.name == self.offroom_name)
 
     @property
     def gateway(self) -> str:
@@ -103,7 +114,7 @@ def load_config(inventory: Path = INVENTORY) -> LabConfig:
         for name, hvars in (group.get("hosts") or {}).items():
             hvars = hvars or {}
             disks = tuple(LabDisk(d["mountpoint"], d["label"], int(d["size_mb"])) for d in hvars.get("lab_disks", []))
-            hosts[name] = LabHost(name, hvars["ansible_host"], disks)
+            hosts[name] = LabHost(name, hvars["ansible_host"], disks, hvars.get("lab_usb", ""))
         for child in (group.get("children") or {}).values():
             walk(child or {})
 
@@ -119,6 +130,9 @@ def load_config(inventory: Path = INVENTORY) -> LabConfig:
         int(lab_settings["lab_oncall_https_port"]),
         # LKPP's network: a namespace without a host in it.
         LabHost("lkpp", lab_settings["lab_lkpp_address"]),
+        lab_settings["lab_offroom_host"],
+        int(lab_settings["lab_offroom_s3_port"]),
+        int(lab_settings["lab_offroom_s3_tls_port"]),
     )
 
 
@@ -493,6 +507,84 @@ def unmount_disks(host: LabHost) -> None:
             run(["umount", str(disk_mount(host, disk))])
 
 
+# --- portable drives: labelled ext4 images plugged into a host's USB port ---------------
+
+DRIVES_DIR = STATE_DIR / "drives"
+
+
+def usb_port(host: LabHost) -> Path:
+    return host.dir / "usb"
+
+
+def mount_usb_port(host: LabHost) -> list[str]:
+    """The USB port is a shared mount on this machine, bound into the host: a drive mounted
+    below it here later shows up inside the running host (mount propagation)."""
+    if not host.usb:
+        return []
+    port = usb_port(host)
+    port.mkdir(parents=True, exist_ok=True)
+    if not is_mounted(port):
+        run(["mount", "--bind", str(port), str(port)])
+        run(["mount", "--make-shared", str(port)])
+    return [f"--bind={port}:{host.usb}"]
+
+
+def drive_image(label: str) -> Path:
+    return DRIVES_DIR / f"{label}.img"
+
+
+def make_drive(label: str, size_mb: int) -> Path:
+    """A labelled ext4 drive (sparse image), made once; what `lpse-backup prepare-drive` does to a real one."""
+    image = drive_image(label)
+    if not image.exists():
+        DRIVES_DIR.mkdir(parents=True, exist_ok=True)
+        tmp = image.with_suffix(".tmp")
+        run(["truncate", "-s", f"{size_mb}M", str(tmp)])
+        run(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", label, str(tmp)])
+        tmp.replace(image)
+    return image
+
+
+def plugged(host: LabHost) -> dict[str, str]:
+    """Drive label by its mount point (inside the host) for the drives plugged into `host`."""
+    port = usb_port(host)
+    out = {}
+    for line in run(["findmnt", "-rn", "-o", "TARGET,SOURCE"]).stdout.splitlines():
+        target, _, source = line.partition(" ")
+        if target.startswith(f"{port}/"):
+            back = run(["losetup", "-n", "-O", "BACK-FILE", source], check=False).stdout.strip()
+            out[host.usb + target[len(str(port)) :]] = Path(back).stem
+    return out
+
+
+def plug(host: LabHost, image: Path, name: str) -> str:
+    """Mount a drive image at <usb>/<name> inside `host`; returns that path."""
+    if not host.usb:
+        raise LabError(f"lab host {host.name} has no USB port (lab_usb in inventories/lab/hosts.yml)")
+    mnt = usb_port(host) / name
+    if is_mounted(mnt):
+        raise LabError(f"a drive is already plugged in at {host.usb}/{name} on {host.name}: unplug it first")
+    mnt.mkdir(parents=True, exist_ok=True)
+    run(["mount", "-o", "loop", str(image), str(mnt)])
+    return f"{host.usb}/{name}"
+
+
+def unplug(host: LabHost, name: str) -> None:
+    """Unmount the drive at <usb>/<name> (lazily: a job that still has files open loses them,
+    as it would when a drive is pulled out)."""
+    mnt = usb_port(host) / name
+    if is_mounted(mnt):
+        run(["umount", "--lazy", str(mnt)])
+
+
+def unmount_usb_port(host: LabHost) -> None:
+    port = usb_port(host)
+    for target in plugged(host):
+        unplug(host, Path(target).name)
+    if is_mounted(port):
+        run(["umount", str(port)])
+
+
 # Hierarchies that systemd inside a host writes to. Without a cgroup of its own per host,
 # every host's systemd shares /system.slice/<unit> and they remove each other's cgroups
 # (seen as "status=219/CGROUP" on a reload).
@@ -538,7 +630,7 @@ def start_host(cfg: LabConfig, host: LabHost) -> None:
     stop_host(host)  # leftovers of a killed run: half-started nspawn, mount, netns
     ensure_netns(cfg, host)
     mount_host(host)
-    binds = mount_disks(host)
+    binds = mount_disks(host) + mount_usb_port(host)
     init_host_root(cfg, host)
     console = (host.dir / "console.log").open("ab")
     cgroups = host_cgroups(host)
@@ -585,6 +677,7 @@ def stop_host(host: LabHost) -> None:
     if is_mounted(host.root):
         run(["umount", str(host.root)])
     unmount_disks(host)
+    unmount_usb_port(host)
     remove_netns(host)
 
 

@@ -19,8 +19,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from lpse_lab.lab import wait_port
-
 ACCESS_KEY = "LPSELABOFFROOM000001"
 
 
@@ -78,17 +76,26 @@ rgw frontends = {frontend}
 
 
 def _run(state: Path, *cmd: str) -> str:
-    res = subprocess.run(list(cmd), capture_output=True, text=True, env={"CEPH_CONF": str(state / "ceph.conf")})
+    # Inside a network namespace when the state dir says so (the lab's off-room host).
+    netns = (state / "netns").read_text().strip() if (state / "netns").exists() else ""
+    argv = (["ip", "netns", "exec", netns] if netns else []) + list(cmd)
+    res = subprocess.run(argv, capture_output=True, text=True, env={"CEPH_CONF": str(state / "ceph.conf")})
     if res.returncode != 0:
         raise RadosgwError(f"{' '.join(cmd)} failed: {res.stderr.strip()[-500:]} (logs in {state / 'log'})")
     return res.stdout
 
 
 def start(
-    state: Path, address: str = "127.0.0.1", port: int = 7480, tls: tuple[int, Path, Path] | None = None
+    state: Path,
+    address: str = "127.0.0.1",
+    port: int = 7480,
+    tls: tuple[int, Path, Path] | None = None,
+    netns: str = "",
+    secret_key: str = "",
 ) -> S3Server:
     """A fresh cluster in `state` (wiped first) with one S3 user; daemons run in the background.
-    `tls` = (port, certificate, key) adds an HTTPS endpoint beside the plain one."""
+    `tls` = (port, certificate, key) adds an HTTPS endpoint beside the plain one; `netns` runs
+    the daemons in that network namespace (the monitor on its own 127.0.0.1, radosgw on `address`)."""
     for tool in ("ceph-mon", "ceph-osd", "radosgw", "radosgw-admin"):
         if not shutil.which(tool):
             raise RadosgwError(f"{tool} is missing: apt-get install ceph-mon ceph-osd radosgw ceph-common")
@@ -97,6 +104,8 @@ def start(
         shutil.rmtree(state)
     for d in ("log", "mon", "osd", "rgw", "run"):
         (state / d).mkdir(parents=True)
+    if netns:
+        (state / "netns").write_text(netns + "\n")
     (state / "ceph.conf").write_text(_conf(state, address, port, tls))
     _run(state, "ceph-mon", "--id", "a", "--mkfs", "--keyring", "/dev/null")
     (state / "mon" / "keyring").touch()
@@ -106,17 +115,38 @@ def start(
     _run(state, "ceph-osd", "--id", osd, "--mkjournal", "--mkfs")
     _run(state, "ceph-osd", "--id", osd)
     _run(state, "radosgw", "-n", "client.rgw.lab")
-    if not wait_port(address, port, 60):
+    if not _wait_listening(state, port, 60):
         raise RadosgwError(f"radosgw did not listen on {address}:{port} in 60 s: see {state / 'log' / 'rgw.log'}")
-    secret = uuid.uuid4().hex + uuid.uuid4().hex[:8]
+    secret = secret_key or uuid.uuid4().hex + uuid.uuid4().hex[:8]
     _run(
         state, "radosgw-admin", "user", "create", "--uid", "lpse-offroom", "--display-name", "LPSE off-room backups",
         "--access-key", ACCESS_KEY, "--secret-key", secret,
     )  # fmt: skip
-    if tls and not wait_port(address, tls[0], 10):
+    if tls and not _wait_listening(state, tls[0], 10):
         raise RadosgwError(f"radosgw did not listen for HTTPS on {address}:{tls[0]}: see {state / 'log' / 'rgw.log'}")
     tls_endpoint = f"https://{address}:{tls[0]}" if tls else ""
     return S3Server(f"http://{address}:{port}", ACCESS_KEY, secret, tls_endpoint=tls_endpoint)
+
+
+def _listening(state: Path, port: int) -> bool:
+    # Asked of the socket table (in the namespace), not by connecting: a host firewall may drop us.
+    try:
+        return bool(_run(state, "ss", "-Hltn", f"sport = :{port}").strip())
+    except RadosgwError:
+        return False
+
+
+def _wait_listening(state: Path, port: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while not _listening(state, port):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.3)
+    return True
+
+
+def running(state: Path, port: int) -> bool:
+    return bool(pids(state)) and _listening(state, port)
 
 
 def pids(state: Path) -> list[int]:

@@ -35,7 +35,7 @@ def job_config(pg: Cluster, br: PgBackRest, o: Offroom, server: S3Server) -> Pat
     conf = base / "job.toml"
     conf.write_text(
         f"""state_dir = "{base}/state"
-textfile = "{base}/backup.prom"
+textfile_dir = "{base}"
 [portable]
 mountpoint = "{base}/media"
 rota = ["LPSE-BACKUP-A", "LPSE-BACKUP-B"]
@@ -44,6 +44,7 @@ endpoint = "{server.endpoint}"
 bucket = "{o.bucket}"
 access_key = "{server.access_key}"
 secret_key_file = "{base}/s3.secret"
+lock_days = 2
 [database]
 pgbackrest_config = "{br.config}"
 local_repo_path = "{repo2}"
@@ -130,7 +131,7 @@ def test_a_broken_config_says_what_is_wrong(tmp_path: Path) -> None:
     (tmp_path / "s3.secret").write_text("x")
     conf.write_text(
         f"""state_dir = "{tmp_path}/state"
-textfile = "{tmp_path}/backup.prom"
+textfile_dir = "{tmp_path}"
 [portable]
 mountpoint = "{tmp_path}/media"
 rota = ["LPSE-BACKUP-A"]

@@ -1,0 +1,89 @@
+"""`lpse-backup restore`: bring this server's database and documents back from a backup target.
+
+For a fresh server after a loss (playbooks/restore.yml provisions it first) or for the server
+itself. Nothing is deleted: the current data directory is moved aside (`<pg_data>.before-restore-
+<time>`), documents are restored over the document store (restic overwrites files that differ),
+and /etc and the SPSE configuration go to a side directory for the operator to compare, never over
+this host's own. The restored database does not archive WAL (so a copy never writes into the
+repository it came from); once this server is the SPSE server, `playbooks/site.yml` turns
+archiving back on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from lpse_backup.documents import BackupError, Restic
+from lpse_backup.drill import psql
+
+if TYPE_CHECKING:
+    from lpse_backup.run import Run
+
+
+def _systemctl(action: str, unit: str) -> None:
+    res = subprocess.run(["systemctl", action, unit], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise BackupError(f"systemctl {action} {unit} failed: {res.stderr.strip()[-300:]}")
+
+
+def snapshot_at(repo: Restic, tag: str, at: dt.datetime | None) -> dict:
+    """The newest snapshot of `tag`, or the newest taken at or before `at`."""
+    snaps = [s for s in repo.snapshots() if tag in (s.get("tags") or [])]
+    if at:
+        snaps = [s for s in snaps if dt.datetime.fromisoformat(s["time"]) <= at]
+    if not snaps:
+        raise BackupError(f"no {tag} snapshot{f' at or before {at}' if at else ''} in {repo.repository}")
+    return max(snaps, key=lambda s: s["time"])
+
+
+def restore_server(run: Run, source: str, at: dt.datetime | None, yes: bool) -> None:
+    s, out = run.s, run.out
+    if not yes:
+        print(
+            f"This stops {s.pg_service}, moves {s.pg_data} aside and restores the database and the documents "
+            f"from {source}{f' as of {at}' if at else ''}. Type 'restore' to go on: ",
+            end="",
+            flush=True,
+        )
+        if sys.stdin.readline().strip() != "restore":
+            raise BackupError("not confirmed: nothing was changed")
+    repo_path = run.drive().mountpoint / "pgbackrest" if source == "portable" else None
+    repo = s.local_repo if source == "portable" else s.offroom_repo
+    files = run.restic(source)
+    documents = snapshot_at(files, "documents", at)  # before anything is stopped: fail early
+
+    t0 = time.monotonic()
+    _systemctl("stop", s.pg_service)
+    if s.pg_data.exists() and any(s.pg_data.iterdir()):
+        aside = s.pg_data.with_name(f"{s.pg_data.name}.before-restore-{dt.datetime.now():%Y%m%dT%H%M%S}")
+        s.pg_data.rename(aside)
+        out(f"the data directory that was here is kept at {aside}")
+    s.pg_data.mkdir(mode=0o700, exist_ok=True)
+    shutil.chown(s.pg_data, "postgres", "postgres")
+    run.br.restore(repo, s.pg_data, target_time=at.isoformat(sep=" ") if at else None, repo_path=repo_path)
+    _systemctl("start", s.pg_service)
+    deadline = time.monotonic() + 6 * 3600
+    while psql("SELECT pg_is_in_recovery()", "postgres") != "f":
+        if time.monotonic() > deadline:
+            raise BackupError("the restored database is still recovering after 6 h: see the PostgreSQL log")
+        time.sleep(0.5)
+    out(f"database restored from {source} in {time.monotonic() - t0:.1f} s")
+
+    t1 = time.monotonic()
+    files.restore(documents["id"], Path("/"))  # absolute paths: back where they were
+    out(f"documents restored from {source} (snapshot {documents['short_id']}) in {time.monotonic() - t1:.1f} s")
+    if s.system:
+        try:
+            system = snapshot_at(files, "system", at)
+        except BackupError as e:
+            out(f"system configuration not restored: {e}")
+        else:
+            side = s.state_dir / "restored-system" / system["short_id"]
+            files.restore(system["id"], side)
+            out(f"/etc and the SPSE configuration of the backup are in {side} (this host's own are untouched)")
