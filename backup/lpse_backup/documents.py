@@ -84,10 +84,12 @@ class Restic:
         self.run("init")
         return True
 
-    def backup(self, paths: Iterable[Path], tags: Iterable[str] = ()) -> Snapshot:
+    def backup(self, paths: Iterable[Path], tags: Iterable[str] = (), excludes: Iterable[str] = ()) -> Snapshot:
         args = ["backup", "--json", "--one-file-system"]
         for t in tags:
             args += ["--tag", t]
+        for x in excludes:
+            args += ["--exclude", x]
         res = self.run(*args, *map(str, paths))
         summary = next(
             (m for m in map(json.loads, filter(None, res.stdout.splitlines())) if m.get("message_type") == "summary"),

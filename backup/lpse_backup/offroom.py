@@ -11,9 +11,11 @@ the bucket does not grow for ever.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
+from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
@@ -39,6 +41,11 @@ def client(o: Offroom, attempts: int = 4, timeout_s: float = 10.0) -> Any:
         retries={"mode": "standard", "max_attempts": attempts},
         connect_timeout=timeout_s,
         read_timeout=timeout_s * 3,
+        # botocore 1.36+ streams uploads over HTTPS as aws-chunked with a trailing CRC, which
+        # radosgw (Ceph 16) and older MinIO reject (MissingContentLength): checksums only where
+        # S3 requires them (object lock PUTs get Content-MD5).
+        request_checksum_calculation="when_required",
+        response_checksum_validation="when_required",
     )
     return boto3.client(
         "s3",
@@ -177,3 +184,30 @@ def check_bucket(o: Offroom, min_lock_days: int) -> BucketState:
     if problems:
         raise OffroomError(f"bucket {o.bucket} at {o.endpoint} does not protect backups: " + "; ".join(problems))
     return state
+
+
+def upload(o: Offroom, path: Path, key: str) -> None:
+    """Put one file into the bucket (multipart when large), with the bucket's default lock."""
+    try:
+        client(o).upload_file(str(path), o.bucket, key)
+    except (ClientError, BotoCoreError, S3UploadFailedError) as e:
+        cause = e.__cause__ if isinstance(e, S3UploadFailedError) and isinstance(e.__cause__, Exception) else e
+        raise explain(o, cause) from e
+
+
+def keep_newest(o: Offroom, prefix: str, keep: int) -> int:
+    """Delete (a delete marker: the locked versions stay until their lock ends, then the
+    lifecycle rule removes them) all but the newest `keep` objects under `prefix`, by key order."""
+    try:
+        s3 = client(o)
+        keys = sorted(
+            obj["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=o.bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        )
+        old = keys[: -max(1, keep)]
+        for key in old:
+            s3.delete_object(Bucket=o.bucket, Key=key)
+        return len(old)
+    except (ClientError, BotoCoreError) as e:
+        raise explain(o, e) from e

@@ -23,7 +23,7 @@ from lpse_backup.documents import BackupError, Restic
 from lpse_backup.drill import Drill, TableCheck, psql, timed
 from lpse_backup.dump import dump_database
 from lpse_backup.media import Drive, Ledger, MediaError, check_drive
-from lpse_backup.offroom import Offroom, OffroomError, check_bucket, client, ensure_bucket
+from lpse_backup.offroom import Offroom, OffroomError, check_bucket, ensure_bucket, keep_newest, upload
 from lpse_backup.portable import sync_repository
 
 
@@ -47,6 +47,8 @@ class Settings:
     restic_password_file: Path
     # /etc and the SPSE configuration: restic, in the same repositories as the documents.
     system: tuple[Path, ...] = ()
+    # Never in a backup: the backup keys themselves (they would sit next to what they unlock).
+    system_excludes: tuple[str, ...] = ()
     # The bucket must lock new versions at least this long (longer than the S3 retention).
     lock_days: int = 400
     # pgbackrest verify of the bucket reads all of it: once every this many days.
@@ -102,6 +104,7 @@ class Settings:
                 dumps_keep=int(d.get("retention", {}).get("dumps", 7)),
                 check_subset=str(d.get("verify", {}).get("restic_subset", "2%")),
                 system=tuple(Path(p) for p in d.get("system", {}).get("paths", [])),
+                system_excludes=tuple(d.get("system", {}).get("excludes", [])),
                 lock_days=int(s3.get("lock_days", 400)),
                 verify_s3_database_days=int(d.get("verify", {}).get("s3_database_days", 7)),
                 drill_port=int(d.get("drill", {}).get("port", 5499)),
@@ -158,6 +161,9 @@ class Run:
         except Errors as e:
             self.out(f"[{dataset} -> {target}] FAILED: {e}")
             ok = False
+        except Exception as e:  # a bug must not cost the other copies or the metrics
+            self.out(f"[{dataset} -> {target}] FAILED (unexpected {e.__class__.__name__}): {e}")
+            ok = False
         else:
             self.out(f"[{dataset} -> {target}] ok, {size / 2**20:.1f} MiB in {time.monotonic() - t0:.1f} s")
             ok = True
@@ -182,14 +188,14 @@ class Run:
             return Restic(f"s3:{o.endpoint}/{o.bucket}/documents", self.s.restic_password_file, env)
         return Restic(str(self.drive().mountpoint / "documents"), self.s.restic_password_file)
 
-    def files(self, target: str, tag: str, paths: tuple[Path, ...]) -> int:
+    def files(self, target: str, tag: str, paths: tuple[Path, ...], excludes: tuple[str, ...] = ()) -> int:
         """A restic snapshot of `paths`; then the target's retention (restic always keeps the
         newest snapshot of each set of paths)."""
         if target == "s3":
             self.bucket()
         repo = self.restic(target)
         repo.init()
-        added = repo.backup(list(paths), tags=[tag]).bytes_added
+        added = repo.backup(list(paths), tags=[tag], excludes=excludes).bytes_added
         repo.forget(*(self.s.keep_s3 if target == "s3" else self.s.keep_portable))
         return added
 
@@ -219,17 +225,6 @@ class Run:
         """Keep the newest `dumps_keep` dumps (at least the one just made); the drive mirrors this."""
         for old in sorted(dumps.glob("*.dump.age"))[: -max(1, self.s.dumps_keep)]:
             old.unlink()
-
-    def prune_bucket_dumps(self, s3: object) -> None:
-        """The same count in the bucket: older dumps get a delete marker; their locked versions
-        stay until the lock ends, then the lifecycle rule removes them."""
-        keys = sorted(
-            o["Key"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=self.s.offroom.bucket, Prefix="dumps/")  # type: ignore[attr-defined]
-            for o in page.get("Contents", [])
-        )
-        for key in keys[: -max(1, self.s.dumps_keep)]:
-            s3.delete_object(Bucket=self.s.offroom.bucket, Key=key)  # type: ignore[attr-defined]
 
     def all(self) -> list[metrics.Result]:
         s = self.s
@@ -266,9 +261,8 @@ class Run:
                 raise BackupError("no dump was made in this run")
             if target == "s3":
                 self.bucket()
-                s3 = client(s.offroom)
-                s3.upload_file(str(made[0]), s.offroom.bucket, f"dumps/{made[0].name}")
-                self.prune_bucket_dumps(s3)
+                upload(s.offroom, made[0], f"dumps/{made[0].name}")
+                keep_newest(s.offroom, "dumps/", s.dumps_keep)
             else:
                 sync_repository(dumps, self.drive(), "dumps")
             return made[0].stat().st_size
@@ -284,7 +278,7 @@ class Run:
                 lambda t=target: self.check_files(t),  # type: ignore[misc]
             )
             if s.system:
-                self.step("system", target, lambda t=target: self.files(t, "system", s.system))  # type: ignore[misc]
+                self.step("system", target, lambda t=target: self.files(t, "system", s.system, s.system_excludes))  # type: ignore[misc]
 
         try:
             label = self.drive().label

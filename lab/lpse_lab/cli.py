@@ -224,6 +224,27 @@ def summary(cfg: lab.LabConfig) -> None:
     print(f"  log in: ssh -i {lab.lab_key()} -o UserKnownHostsFile={lab.known_hosts()} lpseops@<address>")
 
 
+# Where the backup role expects the drive (backup_portable_mountpoint) is <lab_usb>/<this>.
+DRIVE_NAME = "lpse-backup"
+
+
+def cmd_drive(cfg: lab.LabConfig, action: str, label: str, host_name: str, size_mb: int) -> None:
+    host = next((h for h in cfg.hosts if h.name == host_name), None)
+    if host is None:
+        raise lab.LabError(f"no lab host {host_name}")
+    if action == "plug":
+        where = lab.plug(host, lab.make_drive(label, size_mb), DRIVE_NAME)
+        print(f"drive {label} plugged into {host.name} at {where}")
+    elif action == "unplug":
+        lab.unplug(host, DRIVE_NAME)
+        print(f"drive unplugged from {host.name}")
+    else:
+        for where, plugged in lab.plugged(host).items():
+            print(f"{host.name}: {plugged} at {where}")
+        for image in sorted(lab.DRIVES_DIR.glob("*.img")) if lab.DRIVES_DIR.exists() else []:
+            print(f"drive {image.stem}: {image}")
+
+
 def show_mail(last: int) -> None:
     """What the on-call rota received at the lab relay and the Telegram stand-in."""
     mails = oncall.mails(lab.ONCALL_DIR)[-last:] if last > 0 else []
@@ -252,6 +273,11 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("demo", help="up + provision + summary")
     mail = sub.add_parser("mail", help="alert e-mail and Telegram messages the lab's on-call end received")
     mail.add_argument("--last", type=int, default=20)
+    drive = sub.add_parser("drive", help="portable backup drives: plug one into a host's USB port, unplug, list")
+    drive.add_argument("action", choices=["plug", "unplug", "list"])
+    drive.add_argument("label", nargs="?", default="lpse-backup-1", help="drive label (made on first use)")
+    drive.add_argument("--host", default="spse")
+    drive.add_argument("--size-mb", type=int, default=4096)
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
@@ -274,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
         elif args.cmd == "mail":
             show_mail(args.last)
+        elif args.cmd == "drive":
+            cmd_drive(cfg, args.action, args.label, args.host, args.size_mb)
         elif args.cmd in ("provision", "demo"):
             if args.cmd == "demo":
                 cmd_up(cfg)
