@@ -63,9 +63,10 @@ class PgBackRest:
         self.run(f"--repo={repo}", f"--type={kind}", "backup")
         return self.backups(repo)[-1]
 
-    def backups(self, repo: int) -> list[BackupSet]:
+    def backups(self, repo: int, repo_path: Path | None = None) -> list[BackupSet]:
         # info exits 0 even when it cannot read the repository; the status code says why.
-        info = json.loads(self.run(f"--repo={repo}", "--output=json", "info"), strict=False)
+        where = [f"--repo{repo}-path={repo_path}"] if repo_path else []
+        info = json.loads(self.run(f"--repo={repo}", *where, "--output=json", "info"), strict=False)
         out = []
         for stanza in info:
             status = stanza.get("status", {})

@@ -68,6 +68,25 @@ def mark_target(dbname: str, timeout_s: float = 120) -> dt.datetime:
     return target
 
 
+# Longest transaction expected between a row's timestamp and its commit (SPSE's are short).
+IN_FLIGHT_S = 10
+
+# Recovery refuses to run with lower limits than the primary had.
+RECOVERY_LIMITS = (
+    "max_connections",
+    "max_worker_processes",
+    "max_wal_senders",
+    "max_prepared_transactions",
+    "max_locks_per_transaction",
+)
+
+
+def live_limits() -> dict[str, str]:
+    names = ", ".join(f"'{n}'" for n in RECOVERY_LIMITS)
+    rows = psql(f"SELECT name || '=' || setting FROM pg_settings WHERE name IN ({names})", "postgres")
+    return dict(line.split("=", 1) for line in rows.splitlines())
+
+
 class ThrowawayCluster:
     """A PostgreSQL cluster restored into `data`, on a Unix socket only, never archiving."""
 
@@ -87,8 +106,9 @@ class ThrowawayCluster:
         shutil.chown(sock, "postgres", "postgres")
         (self.data / "postgresql.conf").write_text(
             f"port = {self.port}\nlisten_addresses = ''\nunix_socket_directories = '{sock}'\n"
-            "archive_mode = off\nshared_buffers = 128MB\nmax_connections = 20\n"
-            f"hba_file = '{self.data}/pg_hba.conf'\nident_file = '{self.data}/pg_ident.conf'\n"
+            "archive_mode = off\nshared_buffers = 128MB\n"
+            + "".join(f"{k} = {v}\n" for k, v in live_limits().items())
+            + f"hba_file = '{self.data}/pg_hba.conf'\nident_file = '{self.data}/pg_ident.conf'\n"
         )
         (self.data / "pg_hba.conf").write_text("local all postgres peer\n")
         (self.data / "pg_ident.conf").write_text("")
@@ -174,17 +194,31 @@ class Drill:
     pg_bin: Path
 
     def database(self, repo: int, repo_path: Path | None = None, target: dt.datetime | None = None) -> str:
-        """Restore to `target` (default: a fresh mark now) and compare; returns what matched."""
-        at = target or mark_target(self.dbname)
+        """Restore to `target` and compare the rows up to it; returns what matched.
+
+        Without a target: a repository that gets WAL continuously is restored to a fresh mark
+        (now); a copy (the drive's, `repo_path`) to the end of its archive, and compared up to
+        the end of its newest backup, which it holds for certain."""
+        at = target
+        if at is None and repo_path is None:
+            at = mark_target(self.dbname)
+        if at is None:
+            compare_at = dt.datetime.fromtimestamp(self.br.backups(repo, repo_path)[-1].stopped, dt.UTC)
+        else:
+            compare_at = at
+        # A row stamped just before the target by a transaction that committed after it is
+        # rightly missing from the copy: compare up to a little before.
+        compare_at -= dt.timedelta(seconds=IN_FLIGHT_S)
         cluster = ThrowawayCluster(self.scratch / "pg", self.port, self.pg_bin)
         cluster.prepare()
         try:
-            self.br.restore(repo, cluster.data, target_time=at.isoformat(sep=" "), repo_path=repo_path)
+            when = at.isoformat(sep=" ") if at else None
+            self.br.restore(repo, cluster.data, target_time=when, repo_path=repo_path)
             cluster.start()
-            return (
-                compare_tables(lambda q: cluster.sql(self.dbname, q), lambda q: psql(q, self.dbname), self.checks, at)
-                + f" up to {at.isoformat(timespec='seconds')}"
+            matched = compare_tables(
+                lambda q: cluster.sql(self.dbname, q), lambda q: psql(q, self.dbname), self.checks, compare_at
             )
+            return f"{matched} up to {compare_at.isoformat(timespec='seconds')}"
         finally:
             cluster.remove()
 
