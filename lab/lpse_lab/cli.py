@@ -167,8 +167,8 @@ def playbook_cmd(name: str, *extra: str, inventory: Path | None = None) -> list[
     return [str(BIN / "ansible-playbook"), "-i", str(inventory or lab.INVENTORY), f"playbooks/{name}", *extra]
 
 
-def bootstrap() -> None:
-    subprocess.run(BOOTSTRAP_CMD, cwd=lab.REPO, env=bootstrap_env(), check=True)
+def bootstrap(limit: str = "") -> None:
+    subprocess.run(BOOTSTRAP_CMD, cwd=lab.REPO, env=bootstrap_env() | {"LPSE_LIMIT": limit}, check=True)
 
 
 def playbook(name: str, *extra: str) -> None:
@@ -268,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("down", help="stop the hosts; leaves no netns, veth, mount or process")
     sub.add_parser("destroy", help="down, then delete the hosts' disks")
     sub.add_parser("status", help="which hosts run")
+    rebuild = sub.add_parser("rebuild", help="replace a host by a fresh, bootstrapped one (disaster recovery drills)")
+    rebuild.add_argument("host")
     prov = sub.add_parser("provision", help="bootstrap (pyinfra) then playbooks/site.yml on the lab")
     prov.add_argument("--skip-bootstrap", action="store_true")
     sub.add_parser("demo", help="up + provision + summary")
@@ -298,6 +300,13 @@ def main(argv: list[str] | None = None) -> int:
                     f"{st.name:<8} {st.address:<12} {'running' if st.running else 'stopped'} "
                     f"ssh={'up' if st.ssh else 'down'}"
                 )
+        elif args.cmd == "rebuild":
+            host = next((h for h in cfg.hosts if h.name == args.host), None)
+            if host is None or host.name == cfg.offroom_name:
+                raise lab.LabError(f"cannot rebuild {args.host!r}: give an SPSE or monitoring host")
+            lab.rebuild(cfg, host)
+            bootstrap(host.name)
+            print(f"{host.name} is a fresh, bootstrapped host: provision it with a playbook (restore.yml, site.yml)")
         elif args.cmd == "mail":
             show_mail(args.last)
         elif args.cmd == "drive":

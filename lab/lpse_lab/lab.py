@@ -712,6 +712,21 @@ def down(cfg: LabConfig) -> None:
         run(["ip", "link", "del", BRIDGE])
 
 
+def rebuild(cfg: LabConfig, host: LabHost) -> None:
+    """Replace one host by a fresh one (same name and address, empty disks): the new server an
+    LPSE gets after losing the old one. Drives plugged into it stay plugged in."""
+    require_root()
+    drives = plugged(host) if host.usb else {}
+    stop_host(host)
+    if host.dir.exists():
+        shutil.rmtree(host.dir)
+    start_host(cfg, host)
+    for where, label in drives.items():
+        plug(host, drive_image(label), Path(where).name)
+    if not wait_port(host.address, 22, 60):
+        raise LabError(f"the rebuilt {host.name} did not start sshd in 60 s: see {host.dir / 'console.log'}")
+
+
 def destroy(cfg: LabConfig) -> None:
     """down, then forget every host's disk (the cached template and apt cache stay)."""
     down(cfg)
