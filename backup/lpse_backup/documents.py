@@ -113,6 +113,10 @@ class Restic:
         """Apply the retention and prune; restic keeps the newest snapshot whatever the policy."""
         self.run("forget", "--prune", f"--keep-daily={daily}", f"--keep-weekly={weekly}", f"--keep-monthly={monthly}")
 
+    def unlock(self) -> None:
+        """Remove stale locks only (left by a run that was killed); live ones stay."""
+        self.run("unlock")
+
     def snapshots(self) -> list[dict]:
         return list(json.loads(self.run("snapshots", "--json").stdout or "[]"))
 

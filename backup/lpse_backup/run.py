@@ -195,6 +195,7 @@ class Run:
             self.bucket()
         repo = self.restic(target)
         repo.init()
+        repo.unlock()  # a run killed midway leaves its lock behind; prune would refuse to start
         added = repo.backup(list(paths), tags=[tag], excludes=excludes).bytes_added
         repo.forget(*(self.s.keep_s3 if target == "s3" else self.s.keep_portable))
         return added

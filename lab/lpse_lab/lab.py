@@ -581,7 +581,9 @@ def unmount_usb_port(host: LabHost) -> None:
     port = usb_port(host)
     for target in plugged(host):
         unplug(host, Path(target).name)
-    if is_mounted(port):
+    for _ in range(8):  # the shared bind may be stacked (propagated back from the host's mount)
+        if not is_mounted(port):
+            break
         run(["umount", str(port)])
 
 
@@ -728,11 +730,14 @@ def rebuild(cfg: LabConfig, host: LabHost) -> None:
 
 
 def destroy(cfg: LabConfig) -> None:
-    """down, then forget every host's disk (the cached template and apt cache stay)."""
+    """down, then forget every host's disk and the portable drives (the cached template and
+    apt cache stay)."""
     down(cfg)
     for host in cfg.hosts:
         if host.dir.exists():
             shutil.rmtree(host.dir)
+    if DRIVES_DIR.exists():
+        shutil.rmtree(DRIVES_DIR)
     kh = known_hosts()
     if kh.exists():
         kh.unlink()

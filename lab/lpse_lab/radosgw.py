@@ -149,6 +149,34 @@ def running(state: Path, port: int) -> bool:
     return bool(pids(state)) and _listening(state, port)
 
 
+def stop_gateway(state: Path) -> None:
+    """Stop radosgw alone: the S3 endpoint goes dead, the objects stay (mon and OSD keep running)."""
+    pidfile = state / "run" / "client.rgw.lab.pid"
+    pid = int(pidfile.read_text()) if pidfile.exists() else 0
+    if pid and Path(f"/proc/{pid}").exists():
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+    port = _http_port(state)
+    if _listening(state, port):
+        raise RadosgwError(f"radosgw still listens on {port} after SIGTERM")
+
+
+def start_gateway(state: Path) -> None:
+    """Start radosgw again on the running cluster (after stop_gateway)."""
+    _run(state, "radosgw", "-n", "client.rgw.lab")
+    port = _http_port(state)
+    if not _wait_listening(state, port, 60):
+        raise RadosgwError(f"radosgw did not come back on port {port}: see {state / 'log' / 'rgw.log'}")
+
+
+def _http_port(state: Path) -> int:
+    """The plain endpoint's port, from `rgw frontends = beast endpoint=<address>:<port> ...`."""
+    line = next(ln for ln in (state / "ceph.conf").read_text().splitlines() if "beast endpoint=" in ln)
+    return int(line.split("beast endpoint=", 1)[1].split()[0].rsplit(":", 1)[1])
+
+
 def pids(state: Path) -> list[int]:
     """Pids of the cluster's daemons (their pid files are in run/)."""
     out = []

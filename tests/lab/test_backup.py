@@ -1,0 +1,360 @@
+"""Backups on the lab: the backup role on the SPSE host, radosgw on the off-room host as the
+bucket, labelled drive images plugged into the SPSE host's USB port.
+
+Every fault of issue 5 is made for real: the drive pulled out, a drive full, a stranger's
+drive, the S3 endpoint dead (radosgw stopped), a wrong key, the job SIGKILLed midway, a
+tampered pack. Each time the test checks what an operator would: the job's exit and message,
+the metrics, that the previous copy still restores, and that WAL archiving was not stalled.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.parse
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import testinfra
+from lpse_backup.offroom import Offroom, client
+from lpse_lab import lab, radosgw
+from lpse_lab.cli import DRIVE_NAME, lab_secrets
+
+pytestmark = pytest.mark.lab
+
+LPSE_BACKUP = "/opt/lpse-backup/venv/bin/lpse-backup"
+TEXTFILES = "/var/lib/lpse-exporter/textfile"
+DRIVE = f"/media/{DRIVE_NAME}"
+
+
+@pytest.fixture(scope="module")
+def spse_host(lab_config: lab.LabConfig) -> lab.LabHost:
+    return next(h for h in lab_config.hosts if h.name == "spse")
+
+
+def fresh_drive(host: lab.LabHost, label: str, size_mb: int = 1024) -> Path:
+    """A newly formatted drive of the rota, plugged in; returns where this machine sees it."""
+    lab.unplug(host, DRIVE_NAME)
+    lab.drive_image(label).unlink(missing_ok=True)
+    lab.plug(host, lab.make_drive(label, size_mb), DRIVE_NAME)
+    return lab.usb_port(host) / DRIVE_NAME
+
+
+@pytest.fixture(scope="module")
+def drive(provisioned: object, spse_host: lab.LabHost) -> Iterator[Path]:
+    """Drive lpse-backup-1 in the server for the module (tests that pull it put it back)."""
+    yield fresh_drive(spse_host, "lpse-backup-1")
+    lab.unplug(spse_host, DRIVE_NAME)
+
+
+def run_backup(spse: testinfra.host.Host) -> testinfra.backend.base.CommandResult:
+    return spse.run(f"{LPSE_BACKUP} run")
+
+
+def prom(spse: testinfra.host.Host, name: str, file: str = "backup.prom") -> dict[tuple[str, ...], float]:
+    """A metric of a textfile the job wrote, by its label values."""
+    text = spse.file(f"{TEXTFILES}/{file}").content_string
+    out = {}
+    for m in re.finditer(rf"^{name}(?:{{(.*?)}})? (\S+)$", text, re.M):
+        labels = tuple(re.findall(r'="([^"]*)"', m[1] or ""))
+        out[labels] = float(m[2])
+    return out
+
+
+def psql(spse: testinfra.host.Host, query: str, db: str = "spse") -> str:
+    res = spse.run("runuser -u postgres -- psql -X -A -t -v ON_ERROR_STOP=1 -d %s -c %s", db, query)
+    assert res.rc == 0, res.stderr
+    return res.stdout.strip()
+
+
+def archiver(spse: testinfra.host.Host) -> tuple[str, int]:
+    """(last archived WAL segment, failed attempts) from pg_stat_archiver."""
+    last, failed = psql(spse, "SELECT coalesce(last_archived_wal, ''), failed_count FROM pg_stat_archiver").split("|")
+    return last, int(failed)
+
+
+def write_and_switch(spse: testinfra.host.Host, detail: str) -> str:
+    """Commit a row, close the WAL segment; returns the segment that must be archived."""
+    psql(spse, f"INSERT INTO audit_log (actor, action, detail) VALUES ('lab-test', 'marker', '{detail}')")
+    return psql(spse, "SELECT pg_walfile_name(pg_switch_wal())")
+
+
+def wait_archived(spse: testinfra.host.Host, segment: str, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while archiver(spse)[0] < segment:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True
+
+
+def offroom_objects(lab_config: lab.LabConfig) -> list[bytes]:
+    """Every object (every version) in the off-room bucket, as the storage holds it."""
+    o = Offroom(
+        f"http://{lab_config.offroom.address}:{lab_config.offroom_s3_port}",
+        "spse-backup",
+        radosgw.ACCESS_KEY,
+        lab_secrets()["vault_backup_offroom_secret_key"],
+    )
+    s3 = client(o)
+    out = []
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=o.bucket):
+        for v in page.get("Versions", []):
+            out.append(s3.get_object(Bucket=o.bucket, Key=v["Key"], VersionId=v["VersionId"])["Body"].read())
+    return out
+
+
+def drive_files(root: Path) -> list[bytes]:
+    return [p.read_bytes() for p in root.rglob("*") if p.is_file()]
+
+
+# --- the role ---------------------------------------------------------------------------
+
+
+def test_role_keeps_keys_private_and_schedules_backups_drills_and_status(
+    spse: testinfra.host.Host, provisioned: object
+) -> None:
+    for name in ("offroom-secret-key", "restic-password", "age-identity", "config.toml"):
+        f = spse.file(f"/etc/lpse-backup/{name}")
+        assert (f.mode, f.user, f.group) == (0o600, "root", "root"), name
+    conf = spse.file("/etc/pgbackrest/pgbackrest.conf")
+    assert (conf.mode, conf.user, conf.group) == (0o640, "root", "postgres")
+    for timer in ("lpse-backup.timer", "lpse-backup-drill.timer", "lpse-backup-status.timer"):
+        assert spse.service(timer).is_enabled and spse.service(timer).is_running, timer
+    assert psql(spse, "SHOW archive_mode") == "on"
+    assert "archive-push" in psql(spse, "SHOW archive_command")
+    assert spse.run("runuser -u postgres -- pgbackrest --stanza=spse check").rc == 0
+
+
+# --- a good run, what it stores, the drill ------------------------------------------------
+
+
+def test_timer_unit_copies_every_dataset_to_every_target_and_prometheus_sees_it(
+    spse: testinfra.host.Host, drive: Path, address: dict[str, str]
+) -> None:
+    since = spse.check_output("date '+%Y-%m-%d %H:%M:%S'")
+    res = spse.run("systemctl start lpse-backup.service")
+    journal = spse.check_output(f"journalctl -u lpse-backup.service --since '{since}' --no-pager")
+    assert res.rc == 0, journal[-3000:]
+    assert "10 of 10 copies made" in journal
+    ok = prom(spse, "lpse_backup_last_run_success")
+    assert len(ok) == 10 and set(ok.values()) == {1.0}, ok
+    assert {t for _, t in ok} == {"s3", "local", "portable"}
+    assert {d for d, _ in ok} == {"database", "dump", "documents", "system"}
+    assert prom(spse, "lpse_backup_last_verify_success")[("documents", "portable")] == 1.0
+    for sub in ("pgbackrest/backup/spse", "documents/snapshots", "dumps"):
+        assert any((drive / sub).iterdir()), sub
+    # The exporter serves the textfile and Prometheus has it (scraped every 2 s in the lab).
+    deadline = time.monotonic() + 30
+    while True:
+        q = urllib.parse.urlencode({"query": "sum(lpse_backup_last_run_success)"})
+        with urllib.request.urlopen(f"http://{address['monitor']}:9090/api/v1/query?{q}", timeout=10) as r:
+            result = json.load(r)["data"]["result"]
+        if result and float(result[0]["value"][1]) == 10:
+            break
+        assert time.monotonic() < deadline, result
+        time.sleep(1)
+
+
+def test_nothing_stored_is_plaintext_and_no_key_travels_with_the_backups(
+    spse: testinfra.host.Host, drive: Path, lab_config: lab.LabConfig
+) -> None:
+    marker = f"LPSE-PLAINTEXT-{uuid.uuid4().hex}"
+    spse.run(f"printf '%s\\n' {marker} {marker} > /var/lib/spse/documents/penawaran-marker.txt")
+    write_and_switch(spse, marker)
+    res = run_backup(spse)
+    assert res.rc == 0, res.stdout + res.stderr
+    secrets = lab_secrets()
+    needles = [marker.encode()] + [
+        secrets[k].encode()
+        for k in (
+            "vault_backup_restic_password",
+            "vault_backup_pgbackrest_cipher_pass",
+            "vault_backup_offroom_secret_key",
+            "vault_backup_age_identity",
+        )
+    ]
+    stored = drive_files(drive) + offroom_objects(lab_config)
+    assert len(stored) > 50
+    for blob in stored:
+        for needle in needles:
+            assert needle not in blob, f"{needle[:12]!r}... found in a stored file"
+
+
+def test_drill_restores_from_bucket_and_drive_and_measures_the_restore(spse: testinfra.host.Host, drive: Path) -> None:
+    res = spse.run("systemctl start lpse-backup-drill.service")
+    journal = spse.check_output("journalctl -u lpse-backup-drill.service -n 30 --no-pager")
+    assert res.rc == 0, journal
+    assert "5 of 5 restores passed the drill" in journal
+    assert re.search(r"\[drill database <- s3\] ok in [\d.]+ s: lelang \d+, penawaran \d+, audit_log \d+", journal)
+    assert re.search(r"\[drill documents <- portable\] ok in [\d.]+ s: \d+ files identical", journal)
+    took = prom(spse, "lpse_backup_drill_last_run_duration_seconds", "drill.prom")
+    assert set(took) == {
+        ("database", "s3"),
+        ("documents", "s3"),
+        ("database", "portable"),
+        ("documents", "portable"),
+        ("dump", "local"),
+    }
+    assert all(v > 0 for v in took.values())
+    assert set(prom(spse, "lpse_backup_drill_last_run_success", "drill.prom").values()) == {1.0}
+    assert not spse.file("/var/tmp/lpse-backup-drill/pg").exists, "the throwaway cluster was left behind"
+
+
+def test_status_reports_the_drive_and_the_wal_archive(
+    spse: testinfra.host.Host, drive: Path, spse_host: lab.LabHost
+) -> None:
+    assert spse.run("systemctl start lpse-backup-status.service").rc == 0
+    assert prom(spse, "lpse_backup_portable_media_present", "status.prom") == {("lpse-backup-1",): 1.0}
+    assert prom(spse, "lpse_backup_portable_media_free_bytes", "status.prom")[("lpse-backup-1",)] > 100 * 2**20
+    assert prom(spse, "lpse_backup_wal_ready_segments", "status.prom")[()] == 0
+    assert prom(spse, "lpse_backup_wal_last_archived_timestamp_seconds", "status.prom")[()] > time.time() - 3600
+    lab.unplug(spse_host, DRIVE_NAME)
+    try:
+        assert spse.run("systemctl start lpse-backup-status.service").rc == 0
+        assert prom(spse, "lpse_backup_portable_media_present", "status.prom") == {("",): 0.0}
+    finally:
+        lab.plug(spse_host, lab.drive_image("lpse-backup-1"), DRIVE_NAME)
+
+
+# --- faults -------------------------------------------------------------------------------
+
+
+def test_unplugged_drive_fails_only_the_drive_and_never_stalls_wal_archiving(
+    spse: testinfra.host.Host, drive: Path, spse_host: lab.LabHost
+) -> None:
+    lab.unplug(spse_host, DRIVE_NAME)
+    try:
+        _, failed_before = archiver(spse)
+        res = run_backup(spse)
+        assert res.rc == 1
+        assert "Plug in the next drive of the rota" in res.stdout
+        assert "7 of 10 copies made; FAILED: database->portable, dump->portable, documents->portable, " in res.stdout
+        ok = prom(spse, "lpse_backup_last_run_success")
+        assert all(v == (0.0 if t == "portable" else 1.0) for (_, t), v in ok.items()), ok
+        assert spse.run(f"ls -A {DRIVE}").stdout == "", "something was written to the bare mount point"
+        segment = write_and_switch(spse, "while the drive is out")
+        assert wait_archived(spse, segment, 30), "WAL archiving stalled without the drive"
+        assert archiver(spse)[1] == failed_before
+    finally:
+        lab.plug(spse_host, lab.drive_image("lpse-backup-1"), DRIVE_NAME)
+
+
+def test_a_stranger_drive_is_refused_and_left_untouched(spse: testinfra.host.Host, spse_host: lab.LabHost) -> None:
+    stranger = fresh_drive(spse_host, "usb-pribadi", size_mb=64)
+    try:
+        res = run_backup(spse)
+        assert res.rc == 1
+        assert "labelled 'usb-pribadi', not one of the rota" in res.stdout
+        assert sorted(p.name for p in stranger.iterdir()) == ["lost+found"]
+    finally:
+        lab.unplug(spse_host, DRIVE_NAME)
+        lab.drive_image("usb-pribadi").unlink(missing_ok=True)
+        lab.plug(spse_host, lab.drive_image("lpse-backup-1"), DRIVE_NAME)
+
+
+def test_a_full_drive_is_refused_and_what_it_holds_stays(spse: testinfra.host.Host, spse_host: lab.LabHost) -> None:
+    full = fresh_drive(spse_host, "lpse-backup-2", size_mb=48)
+    try:
+        keep = full / "kept-from-earlier.bin"
+        with keep.open("wb") as f:
+            f.write(b"\x5a" * (40 * 2**20))
+        res = run_backup(spse)
+        assert res.rc == 1
+        assert re.search(r"drive lpse-backup-2 has [\d.]+ GiB free", res.stdout), res.stdout
+        assert keep.read_bytes() == b"\x5a" * (40 * 2**20)
+        assert not list(full.rglob("*.partial")), "a half-written file was left on the drive"
+    finally:
+        lab.unplug(spse_host, DRIVE_NAME)
+        lab.drive_image("lpse-backup-2").unlink(missing_ok=True)
+        lab.plug(spse_host, lab.drive_image("lpse-backup-1"), DRIVE_NAME)
+
+
+def test_dead_s3_endpoint_fails_clearly_and_the_wal_archive_catches_up(
+    spse: testinfra.host.Host, drive: Path, lab_config: lab.LabConfig
+) -> None:
+    state = lab_config.offroom.dir / "radosgw"
+    radosgw.stop_gateway(state)
+    try:
+        _, failed_before = archiver(spse)
+        segment = write_and_switch(spse, "while the bucket is unreachable")
+        res = run_backup(spse)
+        assert res.rc == 1
+        assert "does not answer" in res.stdout and "check the link to the off-room site" in res.stdout
+        assert "FAILED: database->s3, dump->s3, documents->s3, system->s3" in res.stdout
+        ok = prom(spse, "lpse_backup_last_run_success")
+        assert ok[("documents", "portable")] == 1.0 and ok[("documents", "s3")] == 0.0
+        assert archiver(spse)[1] > failed_before, "archiving into the dead bucket did not fail"
+        assert spse.run("systemctl start lpse-backup-status.service").rc == 0
+        assert prom(spse, "lpse_backup_wal_ready_segments", "status.prom")[()] >= 1
+    finally:
+        radosgw.start_gateway(state)
+    # PostgreSQL retries the archive_command a minute after three failures.
+    assert wait_archived(spse, segment, 150), "the WAL archive did not catch up"
+    res = run_backup(spse)
+    assert res.rc == 0, res.stdout + res.stderr
+
+
+def test_wrong_restic_key_writes_nothing_and_says_so(spse: testinfra.host.Host, drive: Path) -> None:
+    key = "/etc/lpse-backup/restic-password"
+    good = spse.file(key).content_string
+    snapshots = sorted(p.name for p in (drive / "documents" / "snapshots").iterdir())
+    spse.run(f"printf 'not-the-key\\n' > {key}")
+    try:
+        res = run_backup(spse)
+        assert res.rc == 1
+        assert "the restic key does not open" in res.stdout
+        assert sorted(p.name for p in (drive / "documents" / "snapshots").iterdir()) == snapshots
+    finally:
+        spse.run(f"printf '%s' {good!r} > {key}")
+
+
+def test_sigkill_midway_keeps_the_last_good_copy_and_the_next_run_succeeds(
+    spse: testinfra.host.Host, drive: Path
+) -> None:
+    # Make the document copy take a while: 150 MiB of new, incompressible bids.
+    spse.run("head -c 150M /dev/urandom > /var/lib/spse/documents/penawaran-besar.bin")
+    try:
+        since = spse.check_output("date '+%Y-%m-%d %H:%M:%S'")
+        spse.run("systemctl start --no-block lpse-backup.service")
+        deadline = time.monotonic() + 120
+        while (
+            "[documents -> s3] ..."
+            not in spse.run(f"journalctl -u lpse-backup.service --since '{since}' --no-pager").stdout
+        ):
+            assert time.monotonic() < deadline, "the run never reached the documents"
+            time.sleep(0.2)
+        spse.run("systemctl kill -s KILL lpse-backup.service")
+        assert spse.run("systemctl is-failed lpse-backup.service").stdout.strip() == "failed"
+        # The copies made before stay good: the drill restores from both targets.
+        res = spse.run(f"{LPSE_BACKUP} drill")
+        assert res.rc == 0, res.stdout + res.stderr
+        res = run_backup(spse)
+        assert res.rc == 0, res.stdout + res.stderr
+    finally:
+        spse.run("rm -f /var/lib/spse/documents/penawaran-besar.bin")
+
+
+def test_a_tampered_pack_is_caught_and_never_counted_as_good(spse: testinfra.host.Host, spse_host: lab.LabHost) -> None:
+    other = fresh_drive(spse_host, "lpse-backup-2", size_mb=512)
+    try:
+        assert run_backup(spse).rc == 0
+        good_at = prom(spse, "lpse_backup_last_success_timestamp_seconds")[("documents", "portable")]
+        pack = max((other / "documents" / "data").rglob("*"), key=lambda p: p.stat().st_size if p.is_file() else 0)
+        data = bytearray(pack.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        pack.write_bytes(bytes(data))
+        res = run_backup(spse)
+        assert res.rc == 1
+        assert "[documents -> portable] FAILED" in res.stdout
+        assert prom(spse, "lpse_backup_last_run_success")[("documents", "portable")] == 0.0
+        assert prom(spse, "lpse_backup_last_verify_success")[("documents", "portable")] == 0.0
+        assert prom(spse, "lpse_backup_last_success_timestamp_seconds")[("documents", "portable")] == good_at
+    finally:
+        lab.unplug(spse_host, DRIVE_NAME)
+        lab.drive_image("lpse-backup-2").unlink(missing_ok=True)
+        lab.plug(spse_host, lab.drive_image("lpse-backup-1"), DRIVE_NAME)
