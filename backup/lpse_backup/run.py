@@ -9,7 +9,9 @@ and exits 1 if any pair failed, so the timer's unit shows failed too.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import os
 import sys
 import time
 import tomllib
@@ -179,6 +181,21 @@ class Run:
         """Never write to a bucket that would not protect the copy (lock gone, too short)."""
         check_bucket(self.s.offroom, self.s.lock_days)
 
+    def room_for(self, repo: Restic, tag: str, paths: tuple[Path, ...]) -> None:
+        """Before a snapshot to the drive: room for every file changed since the last snapshot
+        (all of them for a new repository), as if nothing deduplicated or compressed."""
+        taken = [x["time"] for x in repo.snapshots() if tag in (x.get("tags") or [])]
+        since = dt.datetime.fromisoformat(max(taken)).timestamp() if taken else 0.0
+        need = 0
+        for root in paths:
+            for dirpath, _, names in os.walk(root):
+                for name in names:
+                    with contextlib.suppress(OSError):
+                        st = os.lstat(os.path.join(dirpath, name))
+                        if st.st_mtime >= since or st.st_ctime >= since:
+                            need += st.st_size
+        check_drive(self.s.drive_mountpoint, self.s.rota, need_bytes=need)
+
     def restic(self, target: str) -> Restic:
         if target == "s3":
             o = self.s.offroom
@@ -196,6 +213,8 @@ class Run:
         repo = self.restic(target)
         repo.init()
         repo.unlock()  # a run killed midway leaves its lock behind; prune would refuse to start
+        if target == "portable":
+            self.room_for(repo, tag, paths)
         added = repo.backup(list(paths), tags=[tag], excludes=excludes).bytes_added
         repo.forget(*(self.s.keep_s3 if target == "s3" else self.s.keep_portable))
         return added
