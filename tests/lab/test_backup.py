@@ -46,9 +46,13 @@ def fresh_drive(host: lab.LabHost, label: str, size_mb: int = 1024) -> Path:
 
 
 @pytest.fixture(scope="module")
-def drive(provisioned: object, spse_host: lab.LabHost) -> Iterator[Path]:
-    """Drive lpse-backup-1 in the server for the module (tests that pull it put it back)."""
-    yield fresh_drive(spse_host, "lpse-backup-1")
+def drive(provisioned: object, spse_host: lab.LabHost, spse: testinfra.host.Host) -> Iterator[Path]:
+    """Drive lpse-backup-1 in the server, with one good run on it, for the module (tests that
+    pull it out put it back)."""
+    plugged = fresh_drive(spse_host, "lpse-backup-1")
+    res = run_backup(spse)
+    assert res.rc == 0, res.stdout + res.stderr
+    yield plugged
     lab.unplug(spse_host, DRIVE_NAME)
 
 
@@ -312,7 +316,7 @@ def test_dead_s3_endpoint_fails_clearly_and_the_wal_archive_catches_up(
 
 def test_wrong_restic_key_writes_nothing_and_says_so(spse: testinfra.host.Host, drive: Path) -> None:
     key = "/etc/lpse-backup/restic-password"
-    good = spse.file(key).content_string
+    assert spse.run(f"cp -p {key} {key}.good").rc == 0
     snapshots = sorted(p.name for p in (drive / "documents" / "snapshots").iterdir())
     spse.run(f"printf 'not-the-key\\n' > {key}")
     try:
@@ -321,7 +325,7 @@ def test_wrong_restic_key_writes_nothing_and_says_so(spse: testinfra.host.Host, 
         assert "the restic key does not open" in res.stdout
         assert sorted(p.name for p in (drive / "documents" / "snapshots").iterdir()) == snapshots
     finally:
-        spse.run(f"printf '%s' {good!r} > {key}")
+        spse.run(f"mv {key}.good {key}")
 
 
 def test_sigkill_midway_keeps_the_last_good_copy_and_the_next_run_succeeds(
