@@ -1,0 +1,101 @@
+"""Disaster recovery on the lab: the SPSE host is replaced by a fresh one (`lpse-lab rebuild`:
+same name and address, empty disks), and `playbooks/restore.yml` makes it the SPSE server
+again, from the bucket to a point in time, and from the drive to its latest copy.
+
+Marked `lab_lifecycle` so that it runs after the other lab tests: it replaces a host.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import uuid
+
+import pytest
+from lpse_lab import lab
+from lpse_lab.cli import DRIVE_NAME, bootstrap
+
+from tests.lab.conftest import LAB_CA, run_playbook
+
+pytestmark = [pytest.mark.lab, pytest.mark.lab_lifecycle]
+
+LPSE_BACKUP = "/opt/lpse-backup/venv/bin/lpse-backup"
+
+
+def remote(address: str, command: str, stdin: str = "", check: bool = True) -> str:
+    """A command as root on a lab host; a fresh SSH connection each time (the host gets
+    replaced, and with it its host key)."""
+    res = subprocess.run(
+        ["ssh", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={lab.known_hosts()}", "-i", str(lab.lab_key()),
+         "-o", "IdentitiesOnly=yes", f"lpseops@{address}", f"sudo {command}"],
+        input=stdin, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    if check:
+        assert res.returncode == 0, (command, res.stdout[-2000:], res.stderr[-2000:])
+    return res.stdout.strip()
+
+
+def psql(address: str, query: str, check: bool = True) -> str:
+    return remote(address, "runuser -u postgres -- psql -X -A -t -v ON_ERROR_STOP=1 -d spse", query, check)
+
+
+def mark(address: str, detail: str) -> None:
+    psql(address, f"INSERT INTO audit_log (actor, action, detail) VALUES ('lab-test', 'marker', '{detail}');")
+
+
+def has(address: str, detail: str) -> bool:
+    return psql(address, f"SELECT count(*) FROM audit_log WHERE detail = '{detail}';") == "1"
+
+
+def documents_match(address: str) -> int:
+    """Every bid's document is on the disk with the checksum the database recorded."""
+    rows = psql(address, "SELECT dokumen_path || ' ' || dokumen_sha256 FROM penawaran;").splitlines()
+    listing = "".join(f"{sha}  /var/lib/spse/documents/{path}\n" for path, sha in (r.split(" ") for r in rows))
+    remote(address, "sha256sum --check --quiet -", listing)
+    return len(rows)
+
+
+@pytest.mark.parametrize("source", ["s3", "portable"])
+def test_restore_playbook_makes_a_fresh_host_the_spse_server_again(
+    source: str, provisioned: object, lab_config: lab.LabConfig
+) -> None:
+    host = next(h for h in lab_config.hosts if h.name == "spse")
+    if not lab.plugged(host):
+        lab.plug(host, lab.make_drive("lpse-backup-1", 4096), DRIVE_NAME)
+    before, after = f"before-{uuid.uuid4().hex[:8]}", f"after-{uuid.uuid4().hex[:8]}"
+    remote(host.address, f"{LPSE_BACKUP} run")
+    mark(host.address, before)
+    time.sleep(1.5)
+    target = psql(host.address, "SELECT to_char(clock_timestamp(), 'YYYY-MM-DD\"T\"HH24:MI:SS.USOF:00');")
+    time.sleep(1.5)
+    mark(host.address, after)
+    psql(host.address, "SELECT pg_switch_wal();")
+    if source == "portable":
+        remote(host.address, f"{LPSE_BACKUP} run")  # the drive gets only what a run copies to it
+    else:
+        time.sleep(5)  # archive_command pushes the switched segment to the bucket
+    bids = int(psql(host.address, "SELECT count(*) FROM penawaran;"))
+
+    t0 = time.monotonic()
+    lab.rebuild(lab_config, host)
+    bootstrap(host.name)
+    fresh = remote(host.address, "sh -c 'test -e /var/lib/postgresql && echo old || echo fresh'")
+    assert fresh == "fresh", "the rebuilt host still has a database"
+    extra = ["-e", f"restore_from={source}"] + (["-e", f"restore_time={target}"] if source == "s3" else [])
+    run = run_playbook("restore.yml", "--limit", host.name, *extra)
+    took = time.monotonic() - t0
+    assert run.rc == 0, run.output[-4000:]
+    print(f"fresh host to SPSE serving restored data from {source}: {took:.0f} s")
+
+    assert has(host.address, before)
+    assert has(host.address, after) == (source == "portable"), "the point in time was not honoured"
+    assert documents_match(host.address) == bids
+    page = subprocess.run(
+        ["curl", "-sf", "--cacert", str(LAB_CA), "--resolve", f"spse:443:{host.address}", "https://spse/eproc4/"],
+        capture_output=True, text=True, timeout=30,
+    )  # fmt: skip
+    assert page.returncode == 0 and "SPSE" in page.stdout
+    # Backups resumed from the restored server: archiving on, the stanza accepts its WAL.
+    assert psql(host.address, "SHOW archive_mode;") == "on"
+    remote(host.address, "runuser -u postgres -- pgbackrest --stanza=spse check")
+    assert remote(host.address, "systemctl is-enabled lpse-backup.timer") == "enabled"
