@@ -410,7 +410,12 @@ def wait_gone(pid: int, seconds: float) -> bool:
 
 
 def is_mounted(path: Path) -> bool:
-    return os.path.ismount(path)
+    """A mount point in the mount table (os.path.ismount misses a bind mount within one filesystem)."""
+    target = str(path.resolve())
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        if line.split()[4].encode().decode("unicode_escape") == target:
+            return True
+    return False
 
 
 def nspawn_pids(host: LabHost) -> list[int]:
