@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
+from conftest import run_playbook
 from lpse_backup.offroom import Offroom, client
 from lpse_lab import lab, radosgw
 from lpse_lab.cli import DRIVE_NAME, lab_secrets
@@ -373,3 +374,21 @@ def test_a_tampered_pack_is_caught_and_never_counted_as_good(spse: testinfra.hos
         lab.unplug(spse_host, DRIVE_NAME)
         lab.drive_image("lpse-backup-2").unlink(missing_ok=True)
         lab.plug(spse_host, lab.drive_image("lpse-backup-1"), DRIVE_NAME)
+
+
+def test_key_escrow_sheet_holds_every_key_and_only_its_reader_can_open_it(provisioned: object, tmp_path: Path) -> None:
+    sheet = tmp_path / "lpse-keys.txt"
+    run = run_playbook("key-escrow.yml", "-e", f"escrow_sheet={sheet}")
+    assert run.rc == 0, run.output[-2000:]
+    assert sheet.stat().st_mode & 0o777 == 0o600
+    text = sheet.read_text()
+    secrets = lab_secrets()
+    for key in (
+        "vault_backup_restic_password",
+        "vault_backup_pgbackrest_cipher_pass",
+        "vault_backup_offroom_secret_key",
+        "vault_backup_age_identity",
+    ):
+        assert secrets[key] in text, key
+        assert secrets[key] not in run.output, f"{key} leaked into the playbook's output"
+    assert "lpse-backup-1, lpse-backup-2" in text
