@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import hashlib
 import os
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from lpse_backup.database import PgBackRest
 from lpse_backup.documents import BackupError, Restic
+from lpse_backup.dump import sha256
 
 
 @dataclass(frozen=True)
@@ -154,14 +154,6 @@ def compare_tables(
             raise BackupError(f"{c.table}: the restored copy has {got} rows up to {target}, the live database {want}")
         found.append(f"{c.table} {got}")
     return ", ".join(found)
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def compare_files(restored_root: Path, sources: Sequence[Path], snapshot_time: dt.datetime) -> str:

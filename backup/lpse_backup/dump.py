@@ -27,7 +27,7 @@ class Dump:
     sha256: str
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):
@@ -78,4 +78,4 @@ def dump_database(
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return Dump(final, final.stat().st_size, _sha256(final))
+    return Dump(final, final.stat().st_size, sha256(final))

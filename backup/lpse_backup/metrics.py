@@ -114,9 +114,9 @@ def write_status(path: Path, s: Status) -> None:
     Gauge(
         "lpse_backup_wal_last_failed_timestamp_seconds", "When archiving a WAL segment last failed", registry=reg
     ).set(s.wal_last_failed)
-    Gauge("lpse_backup_wal_failed_count", "Failed WAL archive attempts since the statistics reset", registry=reg).set(
-        s.wal_failed_count
-    )
+    Gauge(
+        "lpse_backup_wal_archive_failures", "Failed WAL archive attempts since the statistics reset", registry=reg
+    ).set(s.wal_failed_count)
     Gauge("lpse_backup_wal_ready_segments", "WAL segments waiting to be archived (the archive lag)", registry=reg).set(
         s.wal_ready_segments
     )

@@ -51,6 +51,11 @@ def drive(provisioned: object, spse_host: lab.LabHost, spse: testinfra.host.Host
     """Drive lpse-backup-1 in the server, with one good run on it, for the module (tests that
     pull it out put it back)."""
     plugged = fresh_drive(spse_host, "lpse-backup-1")
+    # Bids and their documents, so that the drill has rows and files to compare.
+    spse.check_output(
+        "sudo -u spse SPSE_CONFIG=/etc/spse/application.conf python3 /opt/spse/current/spse-simulator.pyz "
+        f"generate --tenders 2 --bids-per-tender 3 --documents-size 10M --seed {time.time_ns() % 2**31}"
+    )
     res = run_backup(spse)
     assert res.rc == 0, res.stdout + res.stderr
     yield plugged
@@ -144,7 +149,7 @@ def test_timer_unit_copies_every_dataset_to_every_target_and_prometheus_sees_it(
 ) -> None:
     since = spse.check_output("date '+%Y-%m-%d %H:%M:%S'")
     res = spse.run("systemctl start lpse-backup.service")
-    journal = spse.check_output(f"journalctl -u lpse-backup.service --since '{since}' --no-pager")
+    journal = spse.check_output(f"journalctl -u lpse-backup.service -t lpse-backup --since '{since}' --no-pager")
     assert res.rc == 0, journal[-3000:]
     assert "10 of 10 copies made" in journal
     ok = prom(spse, "lpse_backup_last_run_success")
@@ -192,11 +197,14 @@ def test_nothing_stored_is_plaintext_and_no_key_travels_with_the_backups(
 
 
 def test_drill_restores_from_bucket_and_drive_and_measures_the_restore(spse: testinfra.host.Host, drive: Path) -> None:
+    since = spse.check_output("date '+%Y-%m-%d %H:%M:%S'")
     res = spse.run("systemctl start lpse-backup-drill.service")
-    journal = spse.check_output("journalctl -u lpse-backup-drill.service -n 30 --no-pager")
+    # Only the job's own lines (runuser's PAM sessions log into the unit's journal too).
+    journal = spse.check_output(f"journalctl -u lpse-backup-drill.service -t lpse-backup --since '{since}' --no-pager")
     assert res.rc == 0, journal
     assert "5 of 5 restores passed the drill" in journal
-    assert re.search(r"\[drill database <- s3\] ok in [\d.]+ s: lelang \d+, penawaran \d+, audit_log \d+", journal)
+    m = re.search(r"\[drill database <- s3\] ok in [\d.]+ s: lelang (\d+), penawaran (\d+), audit_log \d+", journal)
+    assert m and int(m[1]) >= 2 and int(m[2]) >= 1, journal
     assert re.search(r"\[drill documents <- portable\] ok in [\d.]+ s: \d+ files identical", journal)
     took = prom(spse, "lpse_backup_drill_last_run_duration_seconds", "drill.prom")
     assert set(took) == {
