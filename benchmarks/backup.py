@@ -1,0 +1,225 @@
+"""Backup and restore on the lab with a grown SPSE: throughput per target, RPO, RTO, and the ratio
+of our encrypted, verified backups to a plain `tar | zstd | age` of the same data.
+
+Run on a provisioned lab (scripts/demo, or after scripts/test with LPSE_LAB_KEEP=1), as root:
+    .venv/bin/python benchmarks/backup.py [--db-gb 1] [--docs-gb 2]
+
+What it does, on the SPSE host:
+1. Grows the simulator's data: bids and documents with the simulator itself (into a directory on
+   the host's own disk, /srv/spse-bench/documents: the lab's document disk is 256 MiB) and the
+   database with bulk rows in the simulator's audit_log, to at least --db-gb and --docs-gb.
+2. Runs `lpse-backup run` with a copy of the deployed settings that points at that directory
+   (full: first copy of the new data; incremental: after 1 % more), on a fresh 16 GiB drive.
+3. Baseline, side by side on the same data and the same drive: `tar -cf - <database files>
+   <documents> | zstd -T0 | age -r <recipient>` into one file (no verification, no PITR, no
+   deduplication, no off-room copy).
+4. RPO: a writer commits a timestamped row every 100 ms; PostgreSQL is SIGKILLed (the server is
+   lost); the newest copy in the bucket is restored to the end of its WAL; RPO = newest
+   committed row minus newest restored row. Target: at most 60 s.
+5. RTO: `lpse-backup drill` per target (database into a throwaway cluster, documents into a
+   scratch directory), timed part by part.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shlex
+import subprocess
+import time
+from dataclasses import dataclass
+
+from lpse_lab import lab
+from lpse_lab.cli import DRIVE_NAME
+
+LPSE_BACKUP = "/opt/lpse-backup/venv/bin/lpse-backup"
+BENCH_DOCS = "/srv/spse-bench/documents"
+BENCH_CONF = "/etc/lpse-backup/bench.toml"
+PAIR = re.compile(r"^\[(\w+) -> (\w+)\] ok, ([\d.]+) MiB in ([\d.]+) s$", re.M)
+DRILL = re.compile(r"^\[drill (\w+) <- (\w+)\] ok in ([\d.]+) s", re.M)
+
+
+@dataclass
+class Host:
+    address: str
+
+    def sh(self, command: str, stdin: str = "", timeout: float = 7200) -> str:
+        res = lab.ssh(self.address, f"sudo sh -c {shlex.quote(command)}", timeout=timeout) if not stdin else None
+        if res is None:
+            res = subprocess.run(
+                ["ssh", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={lab.known_hosts()}", "-i",
+                 str(lab.lab_key()), "-o", "IdentitiesOnly=yes", f"lpseops@{self.address}",
+                 f"sudo sh -c {shlex.quote(command)}"],
+                input=stdin, capture_output=True, text=True, timeout=timeout,
+            )  # fmt: skip
+        if res.returncode != 0:
+            raise SystemExit(f"on {self.address}: {command[:120]}\nexit {res.returncode}: {res.stderr[-1500:]}")
+        return res.stdout
+
+    def sql(self, query: str) -> str:
+        return self.sh("runuser -u postgres -- psql -X -A -t -v ON_ERROR_STOP=1 -d spse", stdin=query).strip()
+
+
+def grow(h: Host, db_gb: float, docs_gb: float) -> tuple[int, int]:
+    """Bring the database and the bench document directory up to the sizes; returns bytes of each."""
+    h.sh(f"mkdir -p {BENCH_DOCS} && chown spse:spse {BENCH_DOCS}")
+    h.sh(
+        "sed 's|^documents *=.*|documents = \"" + BENCH_DOCS + "\"|' /etc/spse/application.conf "
+        "> /etc/spse/bench.conf && chown root:spse /etc/spse/bench.conf && chmod 0640 /etc/spse/bench.conf"
+    )
+    have = int(h.sh(f"du -sb {BENCH_DOCS} | cut -f1"))
+    if have < docs_gb * 2**30:
+        need = int(docs_gb * 2**30) - have
+        h.sh(
+            "sudo -u spse SPSE_CONFIG=/etc/spse/bench.conf python3 /opt/spse/current/spse-simulator.pyz generate "
+            f"--tenders 2000 --bids-per-tender 10 --documents-size {need} --seed {time.time_ns() % 2**31}"
+        )
+    while int(h.sql("SELECT pg_database_size('spse');")) < db_gb * 2**30:
+        h.sql(
+            "INSERT INTO audit_log (actor, action, detail) SELECT 'benchmark', 'bulk', "
+            "md5(random()::text) || md5(random()::text) || repeat(md5(g::text), 3) FROM generate_series(1, 1000000) g;"
+        )
+    return int(h.sql("SELECT pg_database_size('spse');")), int(h.sh(f"du -sb {BENCH_DOCS} | cut -f1"))
+
+
+def bench_config(h: Host) -> None:
+    """The deployed settings, with the bench documents and a state/textfile place of their own."""
+    conf = h.sh("cat /etc/lpse-backup/config.toml")
+    conf = re.sub(r"^state_dir = .*$", 'state_dir = "/var/lib/lpse-backup-bench"', conf, flags=re.M)
+    conf = re.sub(r"^textfile_dir = .*$", 'textfile_dir = "/var/lib/lpse-backup-bench"', conf, flags=re.M)
+    conf = re.sub(r"(\[documents\]\npaths = ).*", rf'\1["{BENCH_DOCS}"]', conf)
+    h.sh(f"umask 077 && mkdir -p /var/lib/lpse-backup-bench && cat > {BENCH_CONF}", stdin=conf)
+
+
+def timed_run(h: Host) -> dict[tuple[str, str], tuple[float, float]]:
+    """(MiB stored, seconds) per dataset/target of one `lpse-backup run`."""
+    out = h.sh(f"{LPSE_BACKUP} run --config {BENCH_CONF}")
+    return {(m[1], m[2]): (float(m[3]), float(m[4])) for m in PAIR.finditer(out)}
+
+
+def baseline(h: Host, recipient: str) -> float:
+    """Seconds for tar | zstd | age of the database files and the documents onto the drive."""
+    h.sh("apt-get install -y -q zstd >/dev/null")
+    h.sh("runuser -u postgres -- psql -X -q -c CHECKPOINT")
+    t0 = time.monotonic()
+    h.sh(
+        f"tar -C / -cf - var/lib/postgresql/15/main {BENCH_DOCS.lstrip('/')} 2>/dev/null | zstd -q -T0 -3 "
+        f"| age -r {recipient} > /media/{DRIVE_NAME}/baseline.tar.zst.age && sync"
+    )
+    took = time.monotonic() - t0
+    h.sh(f"rm -f /media/{DRIVE_NAME}/baseline.tar.zst.age")
+    return took
+
+
+def rpo(h: Host) -> float:
+    """Seconds of committed rows missing after restoring the bucket's copy to its end."""
+    h.sql("CREATE TABLE IF NOT EXISTS bench_rpo (at timestamptz NOT NULL DEFAULT clock_timestamp());")
+    writer = (
+        "import subprocess, time\n"
+        "end = time.time() + 75\n"
+        "while time.time() < end:\n"
+        "    out = subprocess.run(['runuser','-u','postgres','--','psql','-X','-A','-t','-d','spse','-c',"
+        '"INSERT INTO bench_rpo DEFAULT VALUES RETURNING extract(epoch FROM at)"],capture_output=True,text=True)\n'
+        "    if out.returncode: break\n"
+        "    open('/var/tmp/bench-rpo.log','a').write(out.stdout.split()[0]+'\\n')\n"
+        "    time.sleep(0.1)\n"
+    )
+    h.sh("rm -f /var/tmp/bench-rpo.log && cat > /var/tmp/bench-rpo.py", stdin=writer)
+    h.sh("systemd-run --unit=bench-rpo-writer python3 /var/tmp/bench-rpo.py")
+    time.sleep(70)
+    h.sh("systemctl kill -s KILL postgresql@15-main")  # the server is lost, mid-write
+    time.sleep(6)
+    committed = float(h.sh("tail -n 1 /var/tmp/bench-rpo.log"))
+    # What the bucket holds: restore its newest backup and all archived WAL into a throwaway cluster.
+    h.sh(
+        "rm -rf /var/tmp/bench-restore && install -d -o postgres -m 700 /var/tmp/bench-restore && "
+        "runuser -u postgres -- pgbackrest --stanza=spse --repo=1 --pg1-path=/var/tmp/bench-restore "
+        "--archive-mode=off restore"
+    )
+    h.sh(
+        "cd /var/tmp/bench-restore && printf \"port = 5498\\nlisten_addresses = ''\\n"
+        "unix_socket_directories = '/var/tmp/bench-restore'\\nmax_connections = 200\\n"
+        "hba_file = '/var/tmp/bench-restore/hba'\\nident_file = '/var/tmp/bench-restore/ident'\\n\" > postgresql.conf "
+        "&& echo 'local all postgres peer' > hba && touch ident && chown postgres postgresql.conf hba ident && "
+        "runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /var/tmp/bench-restore -w -t 3600 "
+        "-l /var/tmp/bench-restore/log start"
+    )
+    q = "SELECT extract(epoch FROM max(at)) FROM bench_rpo"
+    restored = ""
+    for _ in range(600):
+        restored = h.sh(
+            f"runuser -u postgres -- psql -X -A -t -h /var/tmp/bench-restore -p 5498 -d spse -c {shlex.quote(q)} "
+            "2>/dev/null || true"
+        ).strip()
+        if (
+            restored
+            and h.sh(
+                "runuser -u postgres -- psql -X -A -t -h /var/tmp/bench-restore -p 5498 -d postgres "
+                "-c 'SELECT pg_is_in_recovery()'"
+            ).strip()
+            == "f"
+        ):
+            break
+        time.sleep(1)
+    h.sh(
+        "runuser -u postgres -- /usr/lib/postgresql/15/bin/pg_ctl -D /var/tmp/bench-restore -m immediate stop; "
+        "rm -rf /var/tmp/bench-restore; systemctl start postgresql@15-main; systemctl stop bench-rpo-writer || true"
+    )
+    return committed - float(restored)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--db-gb", type=float, default=1.0)
+    p.add_argument("--docs-gb", type=float, default=2.0)
+    args = p.parse_args()
+    cfg = lab.load_config()
+    host = next(h for h in cfg.hosts if h.name == "spse")
+    h = Host(host.address)
+    lab.unplug(host, DRIVE_NAME)
+    lab.drive_image("lpse-backup-2").unlink(missing_ok=True)
+    lab.plug(host, lab.make_drive("lpse-backup-2", 16384), DRIVE_NAME)
+
+    db_bytes, docs_bytes = grow(h, args.db_gb, args.docs_gb)
+    print(f"data: database {db_bytes / 2**30:.2f} GiB, documents {docs_bytes / 2**30:.2f} GiB")
+    bench_config(h)
+    full = timed_run(h)
+    h.sh(
+        "sudo -u spse SPSE_CONFIG=/etc/spse/bench.conf python3 /opt/spse/current/spse-simulator.pyz generate "
+        f"--tenders 20 --bids-per-tender 10 --documents-size {int(docs_bytes * 0.01)} --seed {time.time_ns() % 2**31}"
+    )
+    h.sql(
+        "INSERT INTO audit_log (actor, action, detail) SELECT 'benchmark', 'bulk', md5(g::text) "
+        f"FROM generate_series(1, {int(db_bytes * 0.01 / 200)}) g;"
+    )
+    incr = timed_run(h)
+    source = {"database": db_bytes, "dump": db_bytes, "documents": docs_bytes}
+    print(f"{'pair':<22} {'full s':>8} {'MB/s':>7} {'incr s':>8}")
+    for key, (_, secs) in sorted(full.items()):
+        if key[0] in source:
+            mbps = source[key[0]] / 1e6 / secs if secs else float("inf")
+            print(f"{key[0] + ' -> ' + key[1]:<22} {secs:8.1f} {mbps:7.1f} {incr.get(key, (0, 0))[1]:8.1f}")
+
+    recipient = h.sh("grep -o 'age1[0-9a-z]*' /etc/lpse-backup/config.toml | head -1").strip()
+    base_s = baseline(h, recipient)
+    base_mbps = (db_bytes + docs_bytes) / 1e6 / base_s
+    print(f"baseline tar | zstd -3 | age to the drive: {base_s:.1f} s, {base_mbps:.1f} MB/s")
+    for target in ("portable", "s3"):
+        ours = sum(full[(d, target)][1] for d in ("database", "documents") if (d, target) in full)
+        if target == "portable":
+            ours += full.get(("database", "local"), (0, 0))[1]  # the drive copy needs the local repository first
+        if ours:
+            mbps = (db_bytes + docs_bytes) / 1e6 / ours
+            print(
+                f"ours, database + documents to {target}: {ours:.1f} s, {mbps:.1f} MB/s, ratio {mbps / base_mbps:.2f}"
+            )
+
+    drill = h.sh(f"{LPSE_BACKUP} drill --config {BENCH_CONF} --target s3 --target portable")
+    for m in DRILL.finditer(drill):
+        print(f"RTO {m[1]} from {m[2]}: {float(m[3]):.1f} s")
+    print(f"RPO (bucket, after a crash): {rpo(h):.1f} s (target <= 60 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
