@@ -7,6 +7,7 @@ a wrong key, a repository that does not exist yet, a dead S3 endpoint.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -119,6 +120,13 @@ class Restic:
 
     def snapshots(self) -> list[dict]:
         return list(json.loads(self.run("snapshots", "--json").stdout or "[]"))
+
+    def latest(self, tag: str, at: dt.datetime | None = None) -> dict | None:
+        """The newest snapshot with `tag` (taken at or before `at`, if given), or None."""
+        snaps = [s for s in self.snapshots() if tag in (s.get("tags") or [])]
+        if at:
+            snaps = [s for s in snaps if dt.datetime.fromisoformat(s["time"]) <= at]
+        return max(snaps, key=lambda s: dt.datetime.fromisoformat(s["time"]), default=None)
 
     def restore(self, snapshot: str, target: Path) -> None:
         self.run("restore", snapshot, "--target", str(target))

@@ -215,10 +215,9 @@ class Drill:
             cluster.remove()
 
     def documents(self, repo: Restic, sources: Sequence[Path], tag: str = "documents") -> str:
-        snaps = [s for s in repo.snapshots() if tag in (s.get("tags") or [])]
-        if not snaps:
+        latest = repo.latest(tag)
+        if latest is None:
             raise BackupError(f"no {tag} snapshot in {repo.repository}")
-        latest = max(snaps, key=lambda s: s["time"])
         target = self.scratch / "files"
         shutil.rmtree(target, ignore_errors=True)
         try:

@@ -33,13 +33,11 @@ def _systemctl(action: str, unit: str) -> None:
 
 
 def snapshot_at(repo: Restic, tag: str, at: dt.datetime | None) -> dict:
-    """The newest snapshot of `tag`, or the newest taken at or before `at`."""
-    snaps = [s for s in repo.snapshots() if tag in (s.get("tags") or [])]
-    if at:
-        snaps = [s for s in snaps if dt.datetime.fromisoformat(s["time"]) <= at]
-    if not snaps:
+    """The snapshot to restore: the newest of `tag`, or the newest taken at or before `at`."""
+    snap = repo.latest(tag, at)
+    if snap is None:
         raise BackupError(f"no {tag} snapshot{f' at or before {at}' if at else ''} in {repo.repository}")
-    return max(snaps, key=lambda s: s["time"])
+    return snap
 
 
 def restore_server(run: Run, source: str, at: dt.datetime | None, yes: bool) -> None:

@@ -184,8 +184,8 @@ class Run:
     def room_for(self, repo: Restic, tag: str, paths: tuple[Path, ...]) -> None:
         """Before a snapshot to the drive: room for every file changed since the last snapshot
         (all of them for a new repository), as if nothing deduplicated or compressed."""
-        taken = [x["time"] for x in repo.snapshots() if tag in (x.get("tags") or [])]
-        since = dt.datetime.fromisoformat(max(taken)).timestamp() if taken else 0.0
+        last = repo.latest(tag)
+        since = dt.datetime.fromisoformat(last["time"]).timestamp() if last else 0.0
         need = 0
         for root in paths:
             for dirpath, _, names in os.walk(root):
