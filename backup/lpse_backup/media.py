@@ -120,6 +120,7 @@ class DriveRecord:
     first_seen: str = ""
     last_seen: str = ""  # when it was last plugged in here: the start of its stay in the server room
     arrived: str = ""
+    left: str = ""  # when it was last taken out (to the safe)
     snapshots: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -169,12 +170,74 @@ class Ledger:
             return False
         return now - dt.datetime.fromisoformat(rec.arrived) >= dt.timedelta(days=rotate_days)
 
+    def taken_out(self, label: str, now: dt.datetime) -> None:
+        """Record that `label` left the server room (ejected for the safe): its stay is over."""
+        rec = self.drives.setdefault(label, DriveRecord(label, first_seen=now.isoformat(timespec="seconds")))
+        rec.arrived = ""
+        rec.left = now.isoformat(timespec="seconds")
+
+    def next_drive(self, rota: Sequence[str], current: str) -> str:
+        """The drive to bring from the safe: the one of the rota away from the server longest
+        (a drive never seen here comes first)."""
+        others = [label for label in rota if label != current] or list(rota)
+        return min(others, key=lambda label: self.drives[label].last_seen if label in self.drives else "")
+
     def holders(self, dataset: str) -> dict[str, list[str]]:
         """For each drive, the snapshots of `dataset` it holds (newest last)."""
         return {
             label: [s["snapshot"] for s in rec.snapshots if s["dataset"] == dataset]
             for label, rec in self.drives.items()
         }
+
+
+# --- rotation: taking a drive out, bringing the next one in --------------------------------
+
+
+def eject(mountpoint: Path, rota: Sequence[str], ledger: Ledger, now: dt.datetime) -> Drive:
+    """Flush and unmount the drive so that it can be pulled out safely, and note that it left.
+    The caller makes sure no backup or drill is writing to it."""
+    drive = check_drive(mountpoint, rota)
+    os.sync()
+    res = subprocess.run(["umount", str(mountpoint)], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise MediaError(
+            f"could not unmount drive {drive.label} at {mountpoint}: {res.stderr.strip()}. "
+            f"Something still uses it (`fuser -vm {mountpoint}` shows what); do not pull it out yet."
+        )
+    ledger.taken_out(drive.label, now)
+    ledger.save()
+    return drive
+
+
+def insert(mountpoint: Path, rota: Sequence[str], ledger: Ledger, now: dt.datetime) -> Drive:
+    """Mount the rota drive that is plugged in (found by its label) at `mountpoint`, unless one is
+    mounted there already, check it and note its arrival."""
+    mp = str(mountpoint)
+    if mp not in mounts():
+        found = []
+        for label in rota:
+            res = subprocess.run(["blkid", "-t", f"LABEL={label}", "-o", "device"], capture_output=True, text=True)
+            found += [(label, dev) for dev in res.stdout.split()]
+        if not found:
+            raise MediaError(
+                f"no drive of the rota ({', '.join(rota)}) is plugged in: plug one in (or prepare a new one "
+                f"with `lpse-backup prepare-drive`) and try again."
+            )
+        if len(found) > 1:
+            raise MediaError(
+                f"more than one drive of the rota is plugged in ({', '.join(d for _, d in found)}): "
+                "keep one in the server, take the others to the safe."
+            )
+        label, device = found[0]
+        res = subprocess.run(
+            ["mount", "-o", "nodev,nosuid,noexec", device, mp], capture_output=True, text=True
+        )  # fmt: skip
+        if res.returncode != 0:
+            raise MediaError(f"could not mount drive {label} ({device}) at {mp}: {res.stderr.strip()}")
+    drive = check_drive(mountpoint, rota)
+    ledger.seen(drive.label, now)
+    ledger.save()
+    return drive
 
 
 def prepare_drive(device: str, label: str, rota: Sequence[str], force: bool = False) -> None:

@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import fcntl
+import json
 import os
 import sys
 import time
 import tomllib
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from lpse_backup import metrics
@@ -24,7 +26,7 @@ from lpse_backup.database import PgBackRest
 from lpse_backup.documents import BackupError, Restic
 from lpse_backup.drill import Drill, TableCheck, psql, timed
 from lpse_backup.dump import dump_database
-from lpse_backup.media import Drive, Ledger, MediaError, check_drive
+from lpse_backup.media import Drive, Ledger, MediaError, check_drive, eject, insert
 from lpse_backup.offroom import Offroom, OffroomError, check_bucket, ensure_bucket, keep_newest, upload
 from lpse_backup.portable import sync_repository
 
@@ -361,6 +363,53 @@ class Run:
         return st
 
 
+@contextlib.contextmanager
+def exclusive(state_dir: Path, what: str) -> Iterator[None]:
+    """One backup, drill, restore or drive change at a time: the nightly timer and a run by hand
+    must not write the same repositories, and a drive must not be ejected under a run.
+    `what` is the command, as in `lpse-backup <what>`."""
+    fd = os.open(state_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another lpse-backup command"
+            raise BackupError(
+                f"`lpse-backup {what}` must wait: {holder} is running (journalctl -fu 'lpse-backup*' shows it); "
+                "try again when it has ended"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"`lpse-backup {what}` (pid {os.getpid()})".encode(), 0)
+        yield
+    finally:
+        os.close(fd)
+
+
+def drive_command(run: Run, action: str) -> int:
+    """`lpse-backup drive eject|insert|show`: the rotation of the portable drives."""
+    s = run.s
+    ledger = Ledger.load(s.state_dir / "drives.json")
+    now = dt.datetime.now(dt.UTC)
+    if action == "show":
+        print(json.dumps({"rota": list(s.rota), "drives": {k: asdict(v) for k, v in ledger.drives.items()}}, indent=2))
+        return 0
+    if action == "eject":
+        drive = eject(s.drive_mountpoint, s.rota, ledger, now)
+        held = sorted({x["dataset"] for x in ledger.drives[drive.label].snapshots})
+        print(
+            f"drive {drive.label} is unmounted: pull it out and take it to the safe "
+            f"(it holds {', '.join(held) or 'nothing yet'}). "
+            f"Bring {ledger.next_drive(s.rota, drive.label)} and plug it in."
+        )
+        return 0
+    drive = insert(s.drive_mountpoint, s.rota, ledger, now)
+    print(
+        f"drive {drive.label} is in at {drive.mountpoint}, {drive.free_bytes / 2**30:.1f} GiB free of "
+        f"{drive.size_bytes / 2**30:.1f} GiB: the next backup run copies to it."
+    )
+    return 0
+
+
 def _no_dump() -> str:
     raise BackupError("no dump on the server yet: the nightly run makes one")
 
@@ -384,6 +433,8 @@ def main(argv: list[str] | None = None) -> int:
     prep.add_argument("device")
     prep.add_argument("--label", required=True)
     prep.add_argument("--yes", action="store_true", help="format even if the device already has a filesystem")
+    drv = command("drive", "portable drive rotation: eject it for the safe, check the next one in, show the ledger")
+    drv.add_argument("action", choices=["eject", "insert", "show"])
     rest = command("restore", "restore the database and documents onto this server")
     rest.add_argument("--from", dest="source", choices=["s3", "portable"], required=True)
     rest.add_argument("--time", help="point in time (ISO 8601 with zone); default: the latest")
@@ -394,10 +445,17 @@ def main(argv: list[str] | None = None) -> int:
         settings.state_dir.mkdir(parents=True, exist_ok=True)
         run = Run(settings)
         if args.command == "run":
-            results = run.all()
+            with exclusive(settings.state_dir, "run"):
+                results = run.all()
         elif args.command == "drill":
             at = _parse_time(args.time) if args.time else None
-            results = run.drill(args.target or ["s3", "portable"], at)
+            with exclusive(settings.state_dir, "drill"):
+                results = run.drill(args.target or ["s3", "portable"], at)
+        elif args.command == "drive":
+            if args.action == "show":
+                return drive_command(run, "show")
+            with exclusive(settings.state_dir, f"drive {args.action}"):
+                return drive_command(run, args.action)
         elif args.command == "status":
             st = run.status()
             print(
@@ -419,7 +477,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from lpse_backup.restore import restore_server
 
-            restore_server(run, args.source, _parse_time(args.time) if args.time else None, args.yes)
+            with exclusive(settings.state_dir, "restore"):
+                restore_server(run, args.source, _parse_time(args.time) if args.time else None, args.yes)
             return 0
     except Errors as e:
         print(f"lpse-backup: {e}", file=sys.stderr)

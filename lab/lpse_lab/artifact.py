@@ -41,10 +41,11 @@ def build_simulator(out_dir: Path) -> tuple[Path, str]:
 
 EXPORTER = Path(__file__).resolve().parents[2] / "exporters"
 BACKUP = Path(__file__).resolve().parents[2] / "backup"
+STATUS = Path(__file__).resolve().parents[2] / "status"
 
 
 def build_wheels(project: Path, out_dir: Path) -> Path:
-    """Wheels of one of the project's packages (lpse-exporter, lpse-backup) and its
+    """Wheels of one of the project's packages (lpse-exporter, lpse-backup, lpse-status) and its
     dependencies, for hosts without PyPI access.
 
     Rebuilt only when the package's sources change, so that the role sees the same files

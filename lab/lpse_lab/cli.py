@@ -15,7 +15,7 @@ import bcrypt
 import yaml
 
 from lpse_lab import lab, oncall, radosgw
-from lpse_lab.artifact import BACKUP, EXPORTER, build_simulator, build_wheels
+from lpse_lab.artifact import BACKUP, EXPORTER, STATUS, build_simulator, build_wheels
 from lpse_lab.oncall import RelaySettings
 from lpse_lab.pki import ensure_ca, ensure_server_cert, write_atomic
 
@@ -32,6 +32,7 @@ def vault_password_file() -> Path:
 
 def _new_secrets() -> dict[str, str]:
     lkpp = secrets.token_urlsafe(18)
+    ops = secrets.token_urlsafe(18)
     return {
         "vault_spse_db_password": secrets.token_urlsafe(24),
         "vault_alertmanager_smtp_password": secrets.token_urlsafe(24),
@@ -40,6 +41,9 @@ def _new_secrets() -> dict[str, str]:
         # A site's vault holds only the hash; the lab keeps the password too, for the tests.
         "vault_lkpp_password": lkpp,
         "vault_lkpp_password_bcrypt": bcrypt.hashpw(lkpp.encode(), bcrypt.gensalt(rounds=10)).decode(),
+        # The status board's operations view (the same way: the hash for nginx, the password for tests).
+        "vault_status_ops_password": ops,
+        "vault_status_ops_password_bcrypt": bcrypt.hashpw(ops.encode(), bcrypt.gensalt(rounds=10)).decode(),
         # Backups: the off-room bucket's secret key, and the three encryption keys.
         "vault_backup_offroom_secret_key": secrets.token_urlsafe(30),
         "vault_backup_pgbackrest_cipher_pass": secrets.token_urlsafe(36),
@@ -110,6 +114,7 @@ def cmd_up(cfg: lab.LabConfig) -> None:
     build_simulator(lab.STATE_DIR / "artifacts")
     build_wheels(EXPORTER, lab.STATE_DIR / "wheels")
     build_wheels(BACKUP, lab.STATE_DIR / "wheels-backup")
+    build_wheels(STATUS, lab.STATE_DIR / "wheels-status")
     vault = ensure_lab_secrets()
     lab.ensure_oncall(
         RelaySettings(

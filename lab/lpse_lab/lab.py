@@ -355,9 +355,11 @@ def ensure_apt_proxy(cfg: LabConfig) -> None:
             f"Port={cfg.apt_proxy_port}",
             f"BindAddress={cfg.gateway}",
             f"PidFile={base / 'acng.pid'}",
-            # Index files pass straight through: when several hosts refresh them at once,
-            # the cache's revalidation was seen cutting a transfer, which hangs apt.
-            "DontCache=/dists/",
+            # Index files count as fresh for 10 minutes: when several hosts refresh them at once,
+            # revalidating each request was seen cutting a transfer, which hangs apt. (Passing
+            # them through uncached with DontCache sends the Host header twice, which strict
+            # mirrors answer with 400 Bad Request.)
+            "FreshIndexMaxAge=600",
         ],
         cfg.gateway,
         cfg.apt_proxy_port,

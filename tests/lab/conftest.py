@@ -27,8 +27,11 @@ pytestmark = pytest.mark.lab
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that stop and start the lab itself run after all the others."""
-    items.sort(key=lambda item: item.get_closest_marker("lab_lifecycle") is not None)
+    """Tests that replace a host run after all the others, and tests that stop and start the
+    whole lab run last: the lab's radosgw keeps objects in RAM, so a lab restart empties the
+    off-room bucket that every backup test before it relies on."""
+    order = {"lab_rebuild": 1, "lab_lifecycle": 2}
+    items.sort(key=lambda item: max((v for k, v in order.items() if item.get_closest_marker(k)), default=0))
 
 
 @dataclass

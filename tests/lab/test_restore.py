@@ -2,7 +2,8 @@
 same name and address, empty disks), and `playbooks/restore.yml` makes it the SPSE server
 again, from the bucket to a point in time, and from the drive to its latest copy.
 
-Marked `lab_lifecycle` so that it runs after the other lab tests: it replaces a host.
+Marked `lab_rebuild` so that it runs after the other lab tests (it replaces a host) and before
+the lab lifecycle test (which empties the lab's bucket).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from conftest import LAB_CA, run_playbook
 from lpse_lab import lab
 from lpse_lab.cli import DRIVE_NAME, bootstrap
 
-pytestmark = [pytest.mark.lab, pytest.mark.lab_lifecycle]
+pytestmark = [pytest.mark.lab, pytest.mark.lab_rebuild]
 
 LPSE_BACKUP = "/opt/lpse-backup/venv/bin/lpse-backup"
 

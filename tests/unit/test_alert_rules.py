@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -69,3 +70,17 @@ def test_every_alert_has_a_runbook_section(tmp_path: Path) -> None:
     runbook = (REPO / "docs/runbooks/alerts.md").read_text()
     sections = {line[3:].strip() for line in runbook.splitlines() if line.startswith("## ")}
     assert alerts == sections
+
+
+def test_every_runbook_section_names_on_call_tasks_that_exist() -> None:
+    """Each alert's section says which fab task to run, and every task it names is in fabfile.py."""
+    import fabfile
+
+    tasks = set(fabfile.ns.task_names)
+    runbook = (REPO / "docs/runbooks/alerts.md").read_text()
+    for section in runbook.split("\n## ")[1:]:
+        name = section.splitlines()[0].strip()
+        assert "**Tugas / Task:**" in section, f"{name}: no task line"
+        named = re.findall(r"`fab ([a-z-]+)", section)
+        assert set(named) <= tasks, f"{name} names tasks that do not exist: {set(named) - tasks}"
+    assert re.findall(r"`fab ([a-z-]+)", runbook), "the runbook names no task at all"

@@ -1,0 +1,1 @@
+"""On-call runbooks: fabric tasks that on-call staff run against a host of the inventory."""

@@ -1,0 +1,106 @@
+"""The records the status board shows: maintenance windows (written by playbooks/maintenance.yml)
+and incidents (drafted from the alerts; cause and actions added by on-call). One JSON file per
+record, written whole (temporary file, fsync, rename) so a reader never sees half of one."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+
+def parse_time(value: str) -> float:
+    return dt.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+
+
+def write_json(path: Path, data: object) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w") as f:
+        json.dump(data, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    start: float
+    planned_end: float
+    ended: float | None  # an early end (maintenance off before the planned end)
+    reason_id: str
+    reason_en: str
+    forced: bool
+
+    @property
+    def end(self) -> float:
+        return min(self.planned_end, self.ended) if self.ended else self.planned_end
+
+    def active(self, now: float) -> bool:
+        return self.start <= now < self.end
+
+
+def maintenance_windows(folder: Path) -> list[Maintenance]:
+    """Every recorded window, oldest first; an unreadable file is skipped, not fatal."""
+    out = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            d = json.loads(path.read_text())
+            out.append(
+                Maintenance(
+                    start=parse_time(d["start"]),
+                    planned_end=parse_time(d["end"]),
+                    ended=parse_time(d["ended_at"]) if d.get("ended_at") else None,
+                    reason_id=str(d.get("reason_id", "")),
+                    reason_en=str(d.get("reason_en", "")),
+                    forced=bool(d.get("forced_over_blackouts")),
+                )
+            )
+        except (OSError, ValueError, KeyError):
+            continue
+    return sorted(out, key=lambda m: m.start)
+
+
+@dataclass
+class Incident:
+    """One outage, as it will be explained: the timeline comes from Prometheus and Alertmanager,
+    the cause and the actions from on-call."""
+
+    id: str
+    alertname: str
+    instance: str
+    severity: str
+    first_failure: float  # first failed probe (or the alert's start when no probe says more)
+    alert_start: float
+    notified: float | None
+    resolved: float | None
+    recovered: float | None  # first good probe after the failure
+    summary_id: str = ""
+    summary_en: str = ""
+    cause_id: str = ""
+    cause_en: str = ""
+    actions: list[str] = field(default_factory=list)
+    published: bool = False  # shown on the public status page
+
+    @property
+    def duration_s(self) -> float | None:
+        end = self.recovered or self.resolved
+        return end - self.first_failure if end else None
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.id}.json"
+        write_json(path, asdict(self))
+        return path
+
+
+def incidents(folder: Path) -> list[Incident]:
+    out = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            out.append(Incident(**json.loads(path.read_text())))
+        except (OSError, ValueError, TypeError):
+            continue
+    return sorted(out, key=lambda i: i.first_failure, reverse=True)

@@ -1,0 +1,325 @@
+"""The status board's pages. It listens on localhost only: nginx in front gives it TLS and asks
+for the login on /ops (roles/status_board).
+
+  /            public status in Bahasa Indonesia (?lang=en for English): SPSE up or down now,
+               the maintenance notice, uptime for 24 h / 30 d / 90 d, past incidents explained
+  /ops         internal view: disk, RAM, bandwidth and SPSE graphs of every host (?hours=N)
+  /healthz     200 when Prometheus answers
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import tomllib
+import urllib.parse
+from dataclasses import dataclass
+from html import escape
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from lpse_status.availability import Availability, availability
+from lpse_status.prom import Prometheus, PrometheusError
+from lpse_status.records import Incident, Maintenance, incidents, maintenance_windows
+from lpse_status.svg import line_chart
+
+log = logging.getLogger("lpse_status")
+WIB = dt.timezone(dt.timedelta(hours=7), "WIB")
+
+
+@dataclass(frozen=True)
+class Settings:
+    prometheus_url: str
+    site_name: str
+    spse_instance: str
+    records_dir: Path
+    step_s: float = 10
+    listen: str = "127.0.0.1"
+    port: int = 9180
+    target: float = 0.995  # the availability the LPSE promises (shown beside the figures)
+    timezone: dt.tzinfo = WIB
+
+    @classmethod
+    def load(cls, path: Path) -> Settings:
+        d = tomllib.loads(path.read_text())
+        offset = float(d.get("utc_offset_hours", 7))
+        name = {7: "WIB", 8: "WITA", 9: "WIT"}.get(int(offset), f"UTC{offset:+g}")
+        return cls(
+            prometheus_url=d["prometheus_url"],
+            site_name=d["site_name"],
+            spse_instance=d["spse_instance"],
+            records_dir=Path(d["records_dir"]),
+            step_s=float(d.get("step_seconds", 10)),
+            listen=d.get("listen", "127.0.0.1"),
+            port=int(d.get("port", 9180)),
+            target=float(d.get("availability_target", 0.995)),
+            timezone=dt.timezone(dt.timedelta(hours=offset), name),
+        )
+
+
+TEXT = {
+    "id": {
+        "title": "Status Layanan SPSE",
+        "up": "SPSE berjalan normal",
+        "down": "SPSE sedang terganggu",
+        "maintenance": "SPSE sedang dalam pemeliharaan",
+        "unknown": "Status SPSE tidak diketahui (pemantauan tidak menerima data)",
+        "checked": "Diperiksa",
+        "until": "Perkiraan selesai",
+        "reason": "Alasan",
+        "uptime": "Ketersediaan",
+        "last": "terakhir",
+        "hours": "jam",
+        "days": "hari",
+        "target": "Target",
+        "measured_from": "diukur sejak",
+        "excl": "di luar pemeliharaan terjadwal",
+        "incidents": "Gangguan yang lalu",
+        "no_incidents": "Tidak ada gangguan yang tercatat.",
+        "maint_list": "Pemeliharaan",
+        "duration": "durasi",
+        "cause": "Penyebab",
+        "actions": "Tindakan",
+        "other": "English",
+        "no_data": "belum ada data",
+        "prom_down": "Data pemantauan tidak tersedia saat ini.",
+    },
+    "en": {
+        "title": "SPSE service status",
+        "up": "SPSE is working normally",
+        "down": "SPSE is disrupted",
+        "maintenance": "SPSE is under maintenance",
+        "unknown": "SPSE status unknown (monitoring receives no data)",
+        "checked": "Checked",
+        "until": "Expected end",
+        "reason": "Reason",
+        "uptime": "Availability",
+        "last": "last",
+        "hours": "hours",
+        "days": "days",
+        "target": "Target",
+        "measured_from": "measured since",
+        "excl": "excluding announced maintenance",
+        "incidents": "Past incidents",
+        "no_incidents": "No incidents recorded.",
+        "maint_list": "Maintenance",
+        "duration": "duration",
+        "cause": "Cause",
+        "actions": "Actions",
+        "other": "Bahasa Indonesia",
+        "no_data": "no data yet",
+        "prom_down": "Monitoring data is not available right now.",
+    },
+}
+
+STYLE = """
+body{font-family:system-ui,sans-serif;max-width:820px;margin:0 auto;padding:1em;color:#222}
+.banner{padding:1em 1.2em;border-radius:6px;color:#fff;font-size:1.4em;font-weight:bold}
+.state-up{background:#2b8a3e}.state-down{background:#c92a2a}.state-maintenance{background:#e67700}
+.state-unknown{background:#495057}.notice{border-left:6px solid #e67700;padding:.6em 1em;background:#fff4e6}
+table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
+.incident{border-top:1px solid #ddd;padding:.5em 0}small{color:#555}
+"""
+
+
+def _when(ts: float, tz: dt.tzinfo) -> str:
+    return dt.datetime.fromtimestamp(ts, tz).strftime(f"%d-%m-%Y %H:%M {tz.tzname(None)}")
+
+
+def _duration(seconds: float) -> str:
+    m = round(seconds / 60)
+    return f"{m // 60} h {m % 60} min" if m >= 60 else f"{m} min"
+
+
+def current_state(prom: Prometheus, s: Settings, windows: list[Maintenance], now: float) -> str:
+    """up, down, maintenance or unknown (no probe result: the exporter or Prometheus is blind)."""
+    if any(m.active(now) for m in windows):
+        return "maintenance"
+    value = prom.value(f'max(lpse_spse_up{{instance="{s.spse_instance}"}})', at=now)
+    if value is None:
+        return "unknown"
+    return "up" if value >= 1 else "down"
+
+
+def public_page(s: Settings, lang: str, now: float | None = None) -> str:
+    now = now or time.time()
+    t = TEXT[lang]
+    prom = Prometheus(s.prometheus_url)
+    windows = maintenance_windows(s.records_dir / "maintenance")
+    spans = [(m.start, m.end) for m in windows]
+    parts = [
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{t['title']} — {escape(s.site_name)}</title><style>{STYLE}</style></head><body>",
+        f'<p style="text-align:right"><a id="lang" href="?lang={"en" if lang == "id" else "id"}">{t["other"]}</a></p>',
+        f"<h1>{t['title']}</h1><p>{escape(s.site_name)}</p>",
+    ]
+    try:
+        state = current_state(prom, s, windows, now)
+        figures: list[tuple[str, Availability | None]] = [
+            (f"24 {t['hours']}", availability(prom, s.spse_instance, now - 86400, now, s.step_s, spans)),
+            (f"30 {t['days']}", availability(prom, s.spse_instance, now - 30 * 86400, now, s.step_s, spans)),
+            (f"90 {t['days']}", availability(prom, s.spse_instance, now - 90 * 86400, now, s.step_s, spans)),
+        ]
+    except PrometheusError as e:
+        log.warning("%s", e)
+        state, figures = "unknown", []
+    parts.append(
+        f'<div id="state" class="banner state-{state}" data-state="{state}">{t[state]}</div>'
+        f"<p><small>{t['checked']}: {_when(now, s.timezone)}</small></p>"
+    )
+    for m in windows:
+        if m.active(now) or (state != "maintenance" and now < m.start):
+            reason = m.reason_id if lang == "id" else m.reason_en
+            parts.append(
+                f'<div id="maintenance" class="notice"><b>{t["maintenance"]}</b><br>{t["reason"]}: {escape(reason)}<br>'
+                f"{t['until']}: {_when(m.end, s.timezone)}</div>"
+            )
+    parts.append(f"<h2>{t['uptime']}</h2>")
+    if not figures:
+        parts.append(f"<p>{t['prom_down']}</p>")
+    else:
+        parts.append(f'<table id="uptime"><tr><th></th><th>{t["uptime"]}</th><th>{t["excl"]}</th></tr>')
+        for label, a in figures:
+            if a is None:
+                parts.append(f"<tr><td>{t['last']} {label}</td><td colspan=2>{t['no_data']}</td></tr>")
+                continue
+            since = (
+                f" <small>({t['measured_from']} {_when(a.measured_from, s.timezone)})</small>"
+                if a.measured_from > a.start + s.step_s
+                else ""
+            )
+            parts.append(
+                f'<tr data-window="{label}"><td>{t["last"]} {label}{since}</td>'
+                f"<td class=pct>{a.up_share * 100:.2f}%</td><td>{a.excluding_maintenance * 100:.2f}%</td></tr>"
+            )
+        parts.append(f"</table><p><small>{t['target']}: {s.target * 100:.1f}%</small></p>")
+    parts.append(f"<h2>{t['incidents']}</h2>")
+    shown = [i for i in incidents(s.records_dir / "incidents") if i.published]
+    if not shown:
+        parts.append(f"<p>{t['no_incidents']}</p>")
+    for i in shown:
+        parts.append(_incident_html(i, lang, s.timezone))
+    past = [m for m in windows if m.end <= now][-5:]
+    if past:
+        parts.append(f"<h2>{t['maint_list']}</h2><ul>")
+        for m in reversed(past):
+            reason = m.reason_id if lang == "id" else m.reason_en
+            parts.append(f"<li>{_when(m.start, s.timezone)} – {_when(m.end, s.timezone)}: {escape(reason)}</li>")
+        parts.append("</ul>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+def _incident_html(i: Incident, lang: str, tz: dt.tzinfo) -> str:
+    t = TEXT[lang]
+    summary = i.summary_id if lang == "id" else i.summary_en
+    cause = i.cause_id if lang == "id" else i.cause_en
+    took = f", {t['duration']} {_duration(i.duration_s)}" if i.duration_s is not None else ""
+    actions = "".join(f"<li>{escape(a)}</li>" for a in i.actions)
+    return (
+        f'<div class="incident" id="incident-{escape(i.id)}"><b>{_when(i.first_failure, tz)}{took}</b>: '
+        f"{escape(summary or i.alertname)}<br>{t['cause']}: {escape(cause or '-')}"
+        + (f"<br>{t['actions']}:<ul>{actions}</ul>" if actions else "")
+        + "</div>"
+    )
+
+
+GRAPHS = [
+    # (title, PromQL, legend label, unit, ymax)
+    ("Disk terpakai / disk used", "100 * (1 - lpse_filesystem_avail_bytes / lpse_filesystem_size_bytes)",
+     "{instance} {mountpoint}", "%", 100),
+    ("RAM tersedia / RAM available", "lpse_memory_available_bytes", "{instance}", "bytes", None),
+    ("Bandwidth keluar / outbound", "8 * rate(lpse_network_transmit_bytes_total[2m])", "{instance} {interface}",
+     "bits/s", None),
+    ("Bandwidth masuk / inbound", "8 * rate(lpse_network_receive_bytes_total[2m])", "{instance} {interface}",
+     "bits/s", None),
+    ("SPSE up (1) / down (0)", "max by (instance) (lpse_spse_up)", "{instance}", "", 1),
+    ("Waktu respons SPSE / SPSE response time", "max by (instance) (lpse_spse_probe_duration_seconds)", "{instance}",
+     "s", None),
+]  # fmt: skip
+
+
+def ops_page(s: Settings, hours: float, now: float | None = None) -> str:
+    now = now or time.time()
+    prom = Prometheus(s.prometheus_url)
+    start = now - hours * 3600
+    step = max(s.step_s, hours * 3600 / 300)
+    parts = [
+        f'<!doctype html><html lang="id"><head><meta charset="utf-8"><title>Operasional — {escape(s.site_name)}</title>'
+        f"<style>{STYLE} body{{max-width:760px}}</style></head><body><h1>Operasional SPSE / Operations</h1>"
+        f"<p>{escape(s.site_name)} — {hours:g} {TEXT['id']['hours']} — "
+        + " ".join(f'<a href="?hours={h}">{h} h</a>' for h in (1, 24, 168, 720))
+        + "</p>"
+    ]
+    try:
+        rows = []
+        for inst in sorted({x.labels.get("instance", "") for x in prom.query("up{job='lpse'}")}):
+            a = availability(prom, inst, now - 30 * 86400, now, s.step_s) if inst == s.spse_instance else None
+            up = prom.value(f'up{{job="lpse",instance="{inst}"}}')
+            rows.append(
+                f"<tr><td>{escape(inst)}</td><td>{'up' if up == 1 else 'DOWN'}</td>"
+                f"<td>{f'{a.up_share * 100:.2f}%' if a else '-'}</td></tr>"
+            )
+        parts.append(
+            "<h2>Host</h2><table id=hosts><tr><th>host</th><th>scrape</th><th>SPSE 30 d</th></tr>"
+            + "".join(rows)
+            + "</table>"
+        )
+        for title, expr, legend, unit, ymax in GRAPHS:
+            series = prom.query_range(expr, start, now, step)
+            lines = [(legend.format_map(_Labels(x.labels)), x.points) for x in series]
+            parts.append(f'<div class="graph">{line_chart(title, lines, unit, 0, ymax)}</div>')
+    except PrometheusError as e:
+        parts.append(f"<p id=error>{escape(str(e))}</p>")
+    parts.append("</body></html>")
+    return "".join(parts)
+
+
+class _Labels(dict[str, str]):
+    def __missing__(self, key: str) -> str:
+        return ""
+
+
+def make_handler(s: Settings) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "lpse-status"
+
+        def do_GET(self) -> None:
+            url = urllib.parse.urlsplit(self.path)
+            q = urllib.parse.parse_qs(url.query)
+            try:
+                if url.path == "/":
+                    lang = "en" if q.get("lang", ["id"])[0] == "en" else "id"
+                    self._send(200, public_page(s, lang))
+                elif url.path == "/ops":
+                    hours = min(24 * 90, max(1.0, float(q.get("hours", ["24"])[0])))
+                    self._send(200, ops_page(s, hours))
+                elif url.path == "/healthz":
+                    ok = Prometheus(s.prometheus_url, timeout=5).value("vector(1)") == 1
+                    self._send(200 if ok else 503, "ok\n" if ok else "prometheus\n", "text/plain")
+                else:
+                    self._send(404, "not found\n", "text/plain")
+            except (PrometheusError, ValueError) as e:
+                self._send(503, f"{e}\n", "text/plain")
+
+        def _send(self, code: int, body: str, ctype: str = "text/html; charset=utf-8") -> None:
+            data = body.encode()
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(data)))
+            self.send_header("Cache-Control", "no-store")
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, fmt: str, *args: object) -> None:
+            log.info("%s %s", self.address_string(), fmt % args)
+
+    return Handler
+
+
+def serve(s: Settings) -> None:
+    server = ThreadingHTTPServer((s.listen, s.port), make_handler(s))
+    log.info("lpse-status on http://%s:%d (Prometheus %s)", s.listen, s.port, s.prometheus_url)
+    server.serve_forever()

@@ -1,0 +1,286 @@
+"""The on-call runbooks (fabfile.py) against the lab, as on-call staff run them: `fab <task> <host>`
+from the checkout with LPSE_INVENTORY set. What they report is compared with what the host
+says itself; what they change is checked on the host; what they must not change is too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+import subprocess
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+import testinfra
+from conftest import REPO, run_playbook
+from lpse_lab import lab
+from lpse_lab.cli import DRIVE_NAME, ansible_env, lab_secrets
+
+pytestmark = pytest.mark.lab
+
+LPSE_BACKUP = "/opt/lpse-backup/venv/bin/lpse-backup"
+RECORDS = "/var/lib/lpse-ops/maintenance"
+CLEANED = ("/opt/spse/releases/test-old-a", "/var/tmp/lpse-diagnose-test", "/var/cache/apt/archives/test_1.0_all.deb")
+
+
+def fab(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`fab` as on-call runs it, with no terminal (so nothing can wait for an answer)."""
+    env = ansible_env() | {"LPSE_INVENTORY": "inventories/lab", "ANSIBLE_NOCOLOR": "1"}
+    return subprocess.run(
+        [str(REPO / ".venv" / "bin" / "fab"), *args],
+        cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
+    )  # fmt: skip
+
+
+def spse_pid(spse: testinfra.host.Host) -> int:
+    return int(spse.check_output("systemctl show -p MainPID --value spse"))
+
+
+def wait_page_up(spse: testinfra.host.Host, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if spse.run("curl -skf --resolve spse:443:127.0.0.1 https://spse/eproc4/ -o /dev/null").rc == 0:
+            return
+        time.sleep(1)
+    raise AssertionError("SPSE did not come back")
+
+
+def test_status_is_one_screen_that_matches_the_host(spse: testinfra.host.Host, provisioned: object) -> None:
+    res = fab("status", "spse", "--json")
+    assert res.returncode in (0, 1), res.stderr
+    found = json.loads(res.stdout)
+    host = found["host"]
+    assert host["spse"]["state"] == "up" and host["database"]["up"]
+    assert host["units"]["spse"]["active"] == "active" and host["units"]["nginx"]["active"] == "active"
+    docs = next(d for d in host["disks"] if d["mountpoint"] == "/var/lib/spse/documents")
+    size, avail = (int(x) for x in spse.check_output("df -B1 --output=size,avail /var/lib/spse/documents").split()[-2:])
+    assert docs["size"] == size and abs(docs["avail"] - avail) < 8 << 20
+    total = int(spse.check_output("awk '/^MemTotal/ {print $2}' /proc/meminfo")) * 1024
+    assert host["memory"]["total"] == total
+    interfaces = spse.check_output("ip -o link show | cut -d: -f2 | cut -d@ -f1").split()
+    assert sorted(link["interface"] for link in host["links"]) == sorted(i for i in interfaces if i != "lo")
+    assert all(link["state"] == "up" for link in host["links"]), host["links"]
+    # The screen itself: one line per subject, problems flagged with "!!".
+    text = fab("status", "spse")
+    assert "SPSE       UP" in text.stdout and "Database   UP" in text.stdout, text.stdout
+    assert "/var/lib/spse/documents:" in text.stdout and "RAM" in text.stdout and "Alerts" in text.stdout
+
+
+def test_status_shows_spse_down_with_its_alert_and_restart_spse_brings_it_back(
+    spse: testinfra.host.Host, provisioned: object
+) -> None:
+    spse.run("systemctl kill -s KILL spse; systemctl stop spse")
+    try:
+        deadline, res = time.monotonic() + 90, None
+        while time.monotonic() < deadline:
+            res = fab("status", "spse", "--json")
+            found = json.loads(res.stdout)
+            if any(
+                a["labels"]["alertname"] == "SpseDown" and a["status"]["state"] == "active" for a in found["alerts"]
+            ):
+                break
+            time.sleep(3)
+        assert res is not None and res.returncode == 1, "status must exit 1 when SPSE is down"
+        assert found["host"]["spse"]["state"] == "down"
+        assert any(p.startswith("SPSE: DOWN") for p in found["problems"]), found["problems"]
+        assert any(a["labels"]["alertname"] == "SpseDown" for a in found["alerts"]), "SpseDown not shown within 90 s"
+        screen = fab("status", "spse").stdout
+        assert "!! DOWN" in screen and "SpseDown" in screen, screen
+
+        # A changer without a terminal and without --yes does nothing.
+        refused = fab("restart-spse", "spse")
+        assert refused.returncode == 1 and "not confirmed" in refused.stderr
+        assert spse.run("systemctl is-active spse").stdout.strip() != "active"
+        dry = fab("restart-spse", "spse", "--dry-run")
+        assert dry.returncode == 0 and "dry run" in dry.stdout
+        assert spse.run("systemctl is-active spse").stdout.strip() != "active"
+
+        done = fab("restart-spse", "spse", "--yes")
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert "up again after" in done.stdout
+        assert spse.run("systemctl is-active spse").stdout.strip() == "active"
+    finally:
+        spse.run("systemctl start spse")
+        wait_page_up(spse)
+
+
+def test_restart_spse_replaces_the_running_process(spse: testinfra.host.Host, provisioned: object) -> None:
+    before = spse_pid(spse)
+    assert fab("restart-spse", "spse", "--dry-run").returncode == 0
+    assert spse_pid(spse) == before, "a dry run restarted SPSE"
+    res = fab("restart-spse", "spse", "--yes")
+    assert res.returncode == 0, res.stderr
+    assert spse_pid(spse) not in (before, 0)
+    assert fab("restart-spse", "monitor", "--yes").stderr.count("monitor is not in spse_servers") == 1
+
+
+def test_diagnose_bundle_has_logs_and_states_and_no_secrets(
+    spse: testinfra.host.Host, provisioned: object, tmp_path: Path
+) -> None:
+    res = fab("diagnose", "spse", "--out", str(tmp_path))
+    assert res.returncode == 0, res.stderr
+    bundles = list(tmp_path.glob("lpse-diagnose-spse-*.tar.gz"))
+    assert len(bundles) == 1 and not list(tmp_path.glob("*.part"))
+    with tarfile.open(bundles[0]) as tar:
+        tar.extractall(tmp_path / "x", filter="data")
+    root = next((tmp_path / "x").iterdir())
+    files = {p.name: p.read_text(errors="replace") for p in root.iterdir()}
+    assert json.loads(files["status.json"])["units"]["spse"]["active"] == "active"
+    assert "spse.service" in files["services.txt"] and "Active:" in files["services.txt"]
+    assert "Filesystem" in files["disk.txt"] and "Mem:" in files["memory.txt"]
+    assert "LISTEN" in files["network.txt"] and "table inet" in files["firewall.txt"]
+    assert files["journal-spse-2h.txt"].strip()
+    everything = "\n".join(files.values())
+    for name, secret in lab_secrets().items():
+        if len(secret) >= 16:
+            assert secret not in everything, f"{name} is in the diagnose bundle"
+    assert spse.run("ls -d /var/tmp/lpse-diagnose-*").rc != 0, "the bundle was left on the host"
+
+
+def test_disk_cleanup_lists_by_default_and_deletes_only_its_targets(
+    spse: testinfra.host.Host, provisioned: object
+) -> None:
+    current = spse.check_output("readlink -f /opt/spse/current")
+    spse.run(
+        "install -d /opt/spse/releases/test-old-a /opt/spse/releases/test-old-b && "
+        "head -c 3M /dev/urandom > /opt/spse/releases/test-old-a/spse.pyz && "
+        "touch -d 2020-01-01 /opt/spse/releases/test-old-a && touch -d 2021-01-01 /opt/spse/releases/test-old-b && "
+        "install -d /var/tmp/lpse-diagnose-test && head -c 2M /dev/urandom > /var/tmp/lpse-diagnose-test/x && "
+        "head -c 1M /dev/urandom > /var/cache/apt/archives/test_1.0_all.deb && "
+        "echo keep > /var/tmp/keep-me && echo keep > /var/cache/apt/archives/keep-me.txt"
+    )
+    try:
+        listed = fab("disk-cleanup", "spse")
+        assert listed.returncode == 0, listed.stderr
+        assert "dry run: nothing deleted" in listed.stdout
+        for path in CLEANED:
+            assert spse.file(path).exists, f"the dry run deleted {path}"
+        assert "old-spse-releases" in listed.stdout and "diagnose-bundles" in listed.stdout
+
+        refused = fab("disk-cleanup", "spse", "--no-dry-run")
+        assert refused.returncode == 1 and "not confirmed" in refused.stderr
+        assert spse.file("/opt/spse/releases/test-old-a").exists
+
+        done = fab("disk-cleanup", "spse", "--no-dry-run", "--yes")
+        assert done.returncode == 0, done.stderr
+        assert "freed" in done.stdout
+        for path in CLEANED:
+            assert not spse.file(path).exists, f"{path} was listed but not deleted"
+        # Kept: what is not a target, the running release and the one before it (a rollback).
+        for path in (
+            "/var/tmp/keep-me",
+            "/var/cache/apt/archives/keep-me.txt",
+            current,
+            "/opt/spse/releases/test-old-b",
+        ):
+            assert spse.file(path).exists, f"disk-cleanup deleted {path}"
+        wait_page_up(spse, 10)
+    finally:
+        spse.run(
+            "rm -rf /opt/spse/releases/test-old-a /opt/spse/releases/test-old-b /var/tmp/lpse-diagnose-test "
+            "/var/tmp/keep-me /var/cache/apt/archives/keep-me.txt /var/cache/apt/archives/test_1.0_all.deb"
+        )
+
+
+def test_restore_dry_run_says_the_playbook_and_changes_nothing(provisioned: object) -> None:
+    res = fab("restore", "spse", "--source", "portable", "--dry-run")
+    assert res.returncode == 0, res.stderr
+    assert "restore.yml --limit spse -e restore_from=portable" in res.stdout
+    bad = fab("restore", "spse", "--source", "tape", "--dry-run")
+    assert bad.returncode == 1 and "--source must be s3" in bad.stderr
+
+
+def test_rotate_drive_ejects_only_a_drive_with_good_copies_and_checks_the_next_one_in(
+    spse: testinfra.host.Host, lab_config: lab.LabConfig, provisioned: object
+) -> None:
+    host = next(h for h in lab_config.hosts if h.name == "spse")
+    for name in list(lab.plugged(host)):
+        lab.unplug(host, Path(name).name)
+    lab.plug(host, lab.make_drive("lpse-backup-1", 4096), DRIVE_NAME)
+    spse.run(f"{LPSE_BACKUP} run")  # copies to the drive (the off-room ones do not matter here)
+    mountpoint = f"/media/{DRIVE_NAME}"
+
+    # Not while a backup runs: the drive would leave with half a copy.
+    spse.run("systemctl start --no-block lpse-backup.service")
+    deadline = time.monotonic() + 30
+    while "run" not in spse.run("cat /var/lib/lpse-backup/lock").stdout and time.monotonic() < deadline:
+        time.sleep(0.2)
+    busy = fab("rotate-drive", "spse", "--yes")
+    assert busy.returncode == 1 and "must wait" in busy.stderr, busy.stdout + busy.stderr
+    assert spse.mount_point(mountpoint).exists
+    # A oneshot unit is "activating" while it runs.
+    spse.run('while [ "$(systemctl show -p ActiveState --value lpse-backup.service)" = activating ]; do sleep 1; done')
+
+    dry = fab("rotate-drive", "spse", "--dry-run")
+    assert dry.returncode == 0 and "would flush and unmount drive lpse-backup-1" in dry.stdout, dry.stdout + dry.stderr
+    assert spse.mount_point(mountpoint).exists
+
+    out = fab("rotate-drive", "spse", "--yes")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "lpse-backup-1 is unmounted: pull it out" in out.stdout and "Bring lpse-backup-2" in out.stdout
+    assert not spse.mount_point(mountpoint).exists
+    ledger = json.loads(spse.check_output(f"{LPSE_BACKUP} drive show"))
+    assert ledger["drives"]["lpse-backup-1"]["left"] and not ledger["drives"]["lpse-backup-1"]["arrived"]
+    prom = spse.check_output("cat /var/lib/lpse-exporter/textfile/status.prom")
+    assert re.search(r'^lpse_backup_portable_media_present\{label=""\} 0', prom, re.M), prom
+
+    # The drive is pulled out; the next one comes from the safe.
+    lab.unplug(host, DRIVE_NAME)
+    lab.plug(host, lab.make_drive("lpse-backup-2", 4096), DRIVE_NAME)
+    back = fab("rotate-drive", "spse", "--yes")
+    assert back.returncode == 0, back.stdout + back.stderr
+    assert "drive lpse-backup-2 is in at /media/lpse-backup" in back.stdout
+    ledger = json.loads(spse.check_output(f"{LPSE_BACKUP} drive show"))
+    assert ledger["drives"]["lpse-backup-2"]["arrived"]
+
+
+def test_maintenance_is_recorded_and_refused_in_a_tender_closing_blackout(
+    monitor: testinfra.host.Host, address: dict[str, str], provisioned: object
+) -> None:
+    wib = dt.timezone(dt.timedelta(hours=7))
+    now = dt.datetime.now(wib).replace(microsecond=0)
+    end = (now + dt.timedelta(minutes=50)).isoformat()
+    blackout = {
+        "maintenance_blackouts": [
+            {"start": (now + dt.timedelta(minutes=30)).isoformat(), "end": (now + dt.timedelta(hours=2)).isoformat(),
+             "reason": "Penutupan tender 123 (lab)"}
+        ]
+    }  # fmt: skip
+    on = {"maintenance": "on", "maintenance_end": end, "maintenance_reason_id": "Uji 'pemeliharaan' lab"}
+    refused = run_playbook("maintenance.yml", "-e", json.dumps(on | blackout))
+    assert refused.rc != 0 and "overlaps the tender-closing blackout Penutupan tender 123 (lab)" in refused.text
+    status = subprocess.run(
+        ["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--resolve", f"spse:443:{address['spse']}",
+         "https://spse/eproc4/"], capture_output=True, text=True, timeout=30,
+    ).stdout  # fmt: skip
+    assert status == "200", "a refused window must not put the page up"
+    epoch = int(dt.datetime.fromisoformat(end).timestamp())
+    assert not monitor.file(f"{RECORDS}/{epoch}.json").exists
+
+    try:
+        forced = run_playbook("maintenance.yml", "-e", json.dumps(on | blackout | {"maintenance_force": True}))
+        assert forced.rc == 0, forced.output[-3000:]
+        record = json.loads(monitor.file(f"{RECORDS}/{epoch}.json").content_string)
+        assert record["end"] == end and record["ended_at"] is None
+        assert record["reason_id"] == "Uji 'pemeliharaan' lab" and record["hosts"] == ["spse"]
+        assert [b["reason"] for b in record["forced_over_blackouts"]] == ["Penutupan tender 123 (lab)"]
+    finally:
+        off = fab("maintenance-off", "--yes")
+    assert off.returncode == 0, off.stdout[-3000:] + off.stderr
+    record = json.loads(monitor.file(f"{RECORDS}/{epoch}.json").content_string)
+    assert record["ended_at"] and dt.datetime.fromisoformat(record["ended_at"]) <= dt.datetime.now(dt.UTC)
+
+    # The same through fab, outside any blackout: a reason with spaces and quotes arrives as typed.
+    end2 = (now + dt.timedelta(minutes=20)).isoformat()
+    try:
+        res = fab("maintenance-on", "--end", end2, "--reason-id", 'Ganti disk "sda"', "--yes")
+        assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+        record = json.loads(
+            monitor.file(f"{RECORDS}/{int(dt.datetime.fromisoformat(end2).timestamp())}.json").content_string
+        )
+        assert record["reason_id"] == 'Ganti disk "sda"' and record["forced_over_blackouts"] == []
+    finally:
+        assert fab("maintenance-off", "--yes").returncode == 0

@@ -1,0 +1,124 @@
+"""The status board on the lab's monitoring host, as bidders and the operations team see it:
+over HTTPS (the lab CA), in headless Chromium (Debian's package), with screenshots checked for
+the banner's colour, and against what the lab's SPSE is really doing."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+import testinfra
+from conftest import LAB_CA
+from lpse_lab.cli import lab_secrets
+from PIL import Image
+
+pytestmark = pytest.mark.lab
+
+GREEN, RED = (0x2B, 0x8A, 0x3E), (0xC9, 0x2A, 0x2A)
+
+
+def get(address: str, path: str, auth: tuple[str, str] | None = None) -> tuple[int, str]:
+    """HTTPS GET to the monitor by name, verified against the lab CA."""
+    cmd = ["curl", "-s", "--cacert", str(LAB_CA), "--resolve", f"monitor:443:{address}", "-w", "\n%{http_code}"]
+    if auth:
+        cmd += ["-u", f"{auth[0]}:{auth[1]}"]
+    out = subprocess.run([*cmd, f"https://monitor{path}"], capture_output=True, text=True, timeout=60).stdout
+    body, _, code = out.rpartition("\n")
+    return int(code), body
+
+
+def chromium(url: str, out: Path, address: str) -> Image.Image:
+    """A screenshot of `url` in headless Chromium (certificate checked by curl above; the browser
+    only renders)."""
+    subprocess.run(
+        ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={out.parent / 'chromium-profile'}", "--ignore-certificate-errors",
+         f"--host-resolver-rules=MAP monitor {address}", "--window-size=900,700", "--hide-scrollbars",
+         f"--screenshot={out}", url],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    return Image.open(out).convert("RGB")
+
+
+def share_of(img: Image.Image, colour: tuple[int, int, int], box: tuple[int, int, int, int]) -> float:
+    """Share of the pixels in `box` that have `colour` (within a little for antialiasing)."""
+    raw = img.crop(box).tobytes()
+    pixels = [tuple(raw[i : i + 3]) for i in range(0, len(raw), 3)]
+    near = sum(1 for p in pixels if all(abs(a - b) <= 6 for a, b in zip(p, colour, strict=True)))
+    return near / len(pixels)
+
+
+def wait_state(address: str, state: str, timeout: float = 60) -> str:
+    deadline, body = time.monotonic() + timeout, ""
+    while time.monotonic() < deadline:
+        code, body = get(address, "/")
+        if code == 200 and f'data-state="{state}"' in body:
+            return body
+        time.sleep(2)
+    raise AssertionError(f"the status page did not say {state} within {timeout} s: {body[:500]}")
+
+
+def test_public_page_over_https_shows_spse_up_with_uptime(address: dict[str, str], provisioned: object) -> None:
+    body = wait_state(address["monitor"], "up")
+    assert "SPSE berjalan normal" in body and "LPSE Lab" in body
+    assert 'id="uptime"' in body and "terakhir 24 jam" in body and "%</td>" in body
+    code, en = get(address["monitor"], "/?lang=en")
+    assert code == 200 and "SPSE is working normally" in en and "last 24 hours" in en
+    # Only the two pages exist; the operations view wants the login.
+    assert get(address["monitor"], "/metrics")[0] == 404
+    assert get(address["monitor"], "/ops")[0] == 401
+    assert get(address["monitor"], "/ops", ("ops", "wrong password"))[0] == 401
+
+
+def test_ops_view_after_login_has_the_graphs(address: dict[str, str], provisioned: object) -> None:
+    code, body = get(address["monitor"], "/ops?hours=1", ("ops", lab_secrets()["vault_status_ops_password"]))
+    assert code == 200, body[:300]
+    assert body.count("<svg") == 6
+    for title in ("Disk terpakai", "RAM tersedia", "Bandwidth keluar", "Bandwidth masuk", "SPSE up"):
+        assert title in body
+    assert "<path d=" in body and "spse /var/lib/spse/documents" in body and "monitor" in body
+
+
+def test_the_page_in_chromium_turns_red_when_spse_goes_down(
+    spse: testinfra.host.Host, address: dict[str, str], provisioned: object, tmp_path: Path
+) -> None:
+    top = (0, 0, 900, 300)  # the top of the page, where the state banner is (about a fifth of it)
+    wait_state(address["monitor"], "up")
+    up = chromium("https://monitor/", tmp_path / "up.png", address["monitor"])
+    assert share_of(up, GREEN, top) > 0.1, "the banner is not green while SPSE is up"
+    assert share_of(up, RED, top) < 0.01
+    spse.run("systemctl stop spse")
+    try:
+        wait_state(address["monitor"], "down")
+        down = chromium("https://monitor/", tmp_path / "down.png", address["monitor"])
+        assert share_of(down, RED, top) > 0.1, "the banner is not red while SPSE is down"
+        assert share_of(down, GREEN, top) < 0.01
+    finally:
+        spse.run("systemctl start spse")
+    wait_state(address["monitor"], "up", timeout=90)
+    # The operations view in the browser too: the login travels in the URL, graphs are drawn.
+    password = lab_secrets()["vault_status_ops_password"]
+    ops = chromium(f"https://ops:{password}@monitor/ops", tmp_path / "ops.png", address["monitor"])
+    colours = ops.getcolors(maxcolors=1 << 16) or []
+    assert any(c[1] == (0x1B, 0x6A, 0xC9) for c in colours), "no graph line drawn in the operations view"
+
+
+def test_status_board_runs_hardened_and_listens_on_localhost_only(
+    monitor: testinfra.host.Host, provisioned: object
+) -> None:
+    assert monitor.service("lpse-status").is_running
+    assert monitor.socket("tcp://127.0.0.1:9180").is_listening
+    assert not monitor.socket("tcp://0.0.0.0:9180").is_listening
+    props = monitor.check_output("systemctl show lpse-status -p User -p ProtectSystem -p NoNewPrivileges")
+    assert "User=lpse-status" in props and "ProtectSystem=strict" in props and "NoNewPrivileges=yes" in props
+    conf = monitor.file("/etc/lpse-status/config.toml")
+    assert conf.mode == 0o640 and conf.group == "lpse-status"
+    htpasswd = monitor.file("/etc/nginx/lpse-status-ops.htpasswd").content_string
+    assert lab_secrets()["vault_status_ops_password"] not in htpasswd and "ops:$2" in htpasswd
+    with pytest.raises(urllib.error.URLError):  # nothing but nginx answers from outside
+        urllib.request.urlopen("http://10.213.0.11:9180/", timeout=3)

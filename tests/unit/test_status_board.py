@@ -1,0 +1,159 @@
+"""The status board's figures against a real Prometheus (Debian's) filled with known probe data
+(`promtool tsdb create-blocks-from openmetrics`): three days of `lpse_spse_up` every 10 s with
+one 30-minute outage, and a 60-minute announced maintenance window with 20 minutes down in it.
+The availability the page shows must be the one worked out by hand here."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from lpse_status.availability import availability
+from lpse_status.prom import Prometheus, PrometheusError
+from lpse_status.records import Incident, maintenance_windows
+from lpse_status.web import Settings, current_state, ops_page, public_page
+
+STEP = 10
+END = (int(time.time()) // 3600 - 2) * 3600  # two hours ago, on the hour: inside the head-free range
+START = END - 3 * 86400
+OUTAGE = (END - 6 * 3600, END - 6 * 3600 + 1800)  # 30 min down, 6 h before the end
+MAINT = (END - 3 * 3600, END - 2 * 3600)  # a 60-minute window...
+MAINT_DOWN = (END - 3 * 3600 + 600, END - 3 * 3600 + 600 + 1200)  # ...with 20 minutes down in it
+
+
+def probe_value(t: int) -> int:
+    return 0 if OUTAGE[0] <= t < OUTAGE[1] or MAINT_DOWN[0] <= t < MAINT_DOWN[1] else 1
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    d = tmp_path_factory.mktemp("prom")
+    lines = ["# TYPE lpse_spse_up gauge"]
+    lines += [f'lpse_spse_up{{instance="spse",job="lpse"}} {probe_value(t)} {t}' for t in range(START, END + 1, STEP)]
+    lines += ["# TYPE up gauge"] + [f'up{{instance="spse",job="lpse"}} 1 {t}' for t in range(START, END + 1, STEP)]
+    (d / "data.om").write_text("\n".join(lines) + "\n# EOF\n")
+    subprocess.run(
+        ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(d / "data.om"), str(d / "tsdb")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (d / "prometheus.yml").write_text("global: {scrape_interval: 1h}\nscrape_configs: []\n")
+    port = free_port()
+    proc = subprocess.Popen(
+        ["prometheus", f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'tsdb'}",
+         "--storage.tsdb.retention.time=400d", f"--web.listen-address=127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=(d / "log").open("w"),
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{url}/-/ready", timeout=1):
+                break
+        except OSError:
+            time.sleep(0.2)
+    else:
+        proc.kill()
+        pytest.fail(f"Prometheus did not start: {(d / 'log').read_text()[-2000:]}")
+    yield url
+    proc.terminate()
+    proc.wait(10)
+
+
+def settings(url: str, records: Path) -> Settings:
+    return Settings(prometheus_url=url, site_name="LPSE Kota Uji", spse_instance="spse", records_dir=records)
+
+
+def test_availability_matches_the_known_outages(prometheus: str) -> None:
+    prom = Prometheus(prometheus)
+    day = availability(prom, "spse", END - 86400, END, STEP, [MAINT])
+    assert day is not None
+    down = 1800 + 1200
+    assert day.up_share == pytest.approx(1 - down / 86400, abs=2 * STEP / 86400)
+    assert day.excluding_maintenance == pytest.approx((86400 - 3600 - 1800) / (86400 - 3600), abs=2 * STEP / 86400)
+    assert day.measured_from == END - 86400
+    # 30 days asked, 3 days measured: the figure says since when.
+    month = availability(prom, "spse", END - 30 * 86400, END, STEP)
+    assert month is not None and month.measured_from == pytest.approx(START, abs=STEP)
+    assert month.up_share == pytest.approx(1 - down / (END - START), abs=2 * STEP / 86400)
+    # A period with no probe result at all has no figure rather than 0% or 100%.
+    assert availability(prom, "spse", START - 10 * 86400, START - 9 * 86400, STEP) is None
+    assert availability(prom, "other-host", END - 86400, END, STEP) is None
+
+
+def test_state_is_up_down_maintenance_or_unknown(prometheus: str, tmp_path: Path) -> None:
+    prom = Prometheus(prometheus)
+    s = settings(prometheus, tmp_path)
+    assert current_state(prom, s, [], END) == "up"
+    assert current_state(prom, s, [], OUTAGE[0] + 600) == "down"
+    assert current_state(prom, s, [], END + 600) == "unknown", "no probe for 10 minutes is not 'up'"
+    windows = [w for w in maintenance_windows(tmp_path)]
+    assert windows == []
+    (tmp_path / "x.json").write_text("{not json")  # a broken record is skipped
+    assert maintenance_windows(tmp_path) == []
+
+
+def test_public_page_in_both_languages_shows_the_figures_notice_and_explained_incidents(
+    prometheus: str, tmp_path: Path
+) -> None:
+    (tmp_path / "maintenance").mkdir()
+    start_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(MAINT[0]))
+    end_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(MAINT[1]))
+    (tmp_path / "maintenance" / f"{MAINT[1]}.json").write_text(
+        json.dumps({"start": start_iso, "end": end_iso, "ended_at": None, "reason_id": "Ganti disk",
+                    "reason_en": "Disk replacement", "forced_over_blackouts": []})
+    )  # fmt: skip
+    Incident(
+        id="2026-11-30-spsedown", alertname="SpseDown", instance="spse", severity="critical",
+        first_failure=OUTAGE[0], alert_start=OUTAGE[0] + 20, notified=OUTAGE[0] + 25, resolved=OUTAGE[1] + 10,
+        recovered=OUTAGE[1], summary_id="SPSE tidak dapat diakses", summary_en="SPSE unreachable",
+        cause_id="Disk penuh oleh log", cause_en="Disk filled by logs", actions=["Log dirotasi"], published=True,
+    ).save(tmp_path / "incidents")  # fmt: skip
+    Incident(
+        id="draft", alertname="SpseDown", instance="spse", severity="critical", first_failure=END - 100,
+        alert_start=END - 80, notified=None, resolved=None, recovered=None,
+    ).save(tmp_path / "incidents")  # fmt: skip
+    s = settings(prometheus, tmp_path)
+
+    page = public_page(s, "id", now=END)
+    assert 'data-state="up"' in page and "SPSE berjalan normal" in page
+    expected = 100 * (1 - 3000 / 86400)
+    assert f"<td class=pct>{expected:.2f}%</td>" in page
+    assert "diukur sejak" in page, "the 30-day figure covers only 3 days and must say so"
+    assert "Disk penuh oleh log" in page and "durasi 30 min" in page
+    assert "draft" not in page, "an unpublished incident is not public"
+    assert "Ganti disk" in page  # past maintenance listed
+    en = public_page(s, "en", now=END)
+    assert "SPSE is working normally" in en and "Disk filled by logs" in en and 'lang="en"' in en
+
+    during = public_page(s, "id", now=MAINT[0] + 900)
+    assert 'data-state="maintenance"' in during and 'id="maintenance"' in during and "Ganti disk" in during
+    down = public_page(s, "id", now=OUTAGE[0] + 600)
+    assert 'data-state="down"' in down and "SPSE sedang terganggu" in down
+
+
+def test_pages_say_so_when_prometheus_is_gone(tmp_path: Path) -> None:
+    s = settings(f"http://127.0.0.1:{free_port()}", tmp_path)
+    page = public_page(s, "id")
+    assert 'data-state="unknown"' in page and "Data pemantauan tidak tersedia" in page
+    assert "did not answer" in ops_page(s, 24)
+    with pytest.raises(PrometheusError, match="did not answer"):
+        Prometheus(s.prometheus_url).value("vector(1)")
+
+
+def test_ops_page_draws_the_graphs(prometheus: str, tmp_path: Path) -> None:
+    page = ops_page(settings(prometheus, tmp_path), 24, now=END)
+    assert page.count("<svg") == 6
+    assert "SPSE up (1) / down (0)" in page and "<path d=" in page
+    assert "spse" in page and "tidak ada data / no data" in page  # no disk data in this Prometheus
