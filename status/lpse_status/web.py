@@ -5,11 +5,14 @@ for the login on /ops (roles/status_board).
                the maintenance notice, uptime for 24 h / 30 d / 90 d, past incidents explained
   /ops         internal view: disk, RAM, bandwidth and SPSE graphs of every host (?hours=N)
   /healthz     200 when Prometheus answers
+  POST /alertmanager   Alertmanager's webhook: critical notifications open and close incident drafts
+                       (localhost only: nginx does not pass it on)
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import time
 import tomllib
@@ -20,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from lpse_status.availability import Availability, availability
+from lpse_status.incidents import on_notification
 from lpse_status.prom import Prometheus, PrometheusError
 from lpse_status.records import Incident, Maintenance, incidents, maintenance_windows
 from lpse_status.svg import line_chart
@@ -303,6 +307,21 @@ def make_handler(s: Settings) -> type[BaseHTTPRequestHandler]:
                     self._send(404, "not found\n", "text/plain")
             except (PrometheusError, ValueError) as e:
                 self._send(503, f"{e}\n", "text/plain")
+
+        def do_POST(self) -> None:
+            if urllib.parse.urlsplit(self.path).path != "/alertmanager":
+                self._send(404, "not found\n", "text/plain")
+                return
+            try:
+                size = int(self.headers.get("Content-Length", "0"))
+                payload = json.loads(self.rfile.read(min(size, 1 << 20)))
+                ids = on_notification(payload, s.records_dir / "incidents", Prometheus(s.prometheus_url), s.step_s)
+            except (ValueError, KeyError, OSError) as e:
+                log.warning("webhook: %s", e)
+                self._send(400, f"{e}\n", "text/plain")
+                return
+            log.info("webhook: incidents %s", ", ".join(ids) or "(none)")
+            self._send(200, "ok\n", "text/plain")
 
         def _send(self, code: int, body: str, ctype: str = "text/html; charset=utf-8") -> None:
             data = body.encode()

@@ -5,6 +5,8 @@ The availability the page shows must be the one worked out by hand here."""
 
 from __future__ import annotations
 
+import datetime as dt
+import html
 import json
 import socket
 import subprocess
@@ -15,8 +17,9 @@ from pathlib import Path
 
 import pytest
 from lpse_status.availability import availability
+from lpse_status.incidents import explain, on_notification, postmortem
 from lpse_status.prom import Prometheus, PrometheusError
-from lpse_status.records import Incident, maintenance_windows
+from lpse_status.records import Incident, incidents, maintenance_windows
 from lpse_status.web import Settings, current_state, ops_page, public_page
 
 STEP = 10
@@ -157,3 +160,38 @@ def test_ops_page_draws_the_graphs(prometheus: str, tmp_path: Path) -> None:
     assert page.count("<svg") == 6
     assert "SPSE up (1) / down (0)" in page and "<path d=" in page
     assert "spse" in page and "tidak ada data / no data" in page  # no disk data in this Prometheus
+
+
+def test_incident_drafted_from_the_notifications_with_the_probe_timeline(prometheus: str, tmp_path: Path) -> None:
+    """Alertmanager's payloads (as its webhook posts them) open and close the draft; the times of
+    the first failed and first good probe come from Prometheus."""
+    prom, folder = Prometheus(prometheus), tmp_path / "incidents"
+    alert = {"labels": {"alertname": "SpseDown", "instance": "spse", "severity": "critical"},
+             "annotations": {"summary": "SPSE tidak menjawab", "summary_en": "SPSE does not answer"},
+             "startsAt": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(OUTAGE[0] + 20))}  # fmt: skip
+    firing = {"status": "firing", "alerts": [alert | {"status": "firing", "endsAt": "0001-01-01T00:00:00Z"}]}
+    ids = on_notification(firing, folder, prom, STEP, now=OUTAGE[0] + 25)
+    (draft,) = incidents(folder)
+    assert ids == [draft.id] and draft.notified == OUTAGE[0] + 25 and draft.resolved is None
+    assert draft.first_failure == OUTAGE[0], "the first failed probe, 20 s before the alert"
+    on_notification(firing, folder, prom, STEP, now=OUTAGE[0] + 3600)  # a repeat keeps the first time
+    assert incidents(folder)[0].notified == OUTAGE[0] + 25
+    end = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(OUTAGE[1] + 10))
+    on_notification(
+        {"status": "resolved", "alerts": [alert | {"status": "resolved", "endsAt": end}]}, folder, prom, STEP
+    )
+    (done,) = incidents(folder)
+    assert done.resolved == OUTAGE[1] + 10 and done.recovered == OUTAGE[1]
+    assert done.duration_s == 1800
+    # Warnings and the Watchdog make no incident.
+    warning = alert | {"labels": {"alertname": "DiskWillFillSoon", "instance": "spse", "severity": "warning"}}
+    assert on_notification({"alerts": [warning]}, folder, prom, STEP) == []
+
+    with pytest.raises(ValueError, match="cause in both languages"):
+        explain(folder, done.id, "Disk penuh", "", [], publish=True)
+    explain(folder, done.id, "Disk penuh oleh log", "Disk filled by logs", ["Log dirotasi"], publish=True)
+    assert incidents(folder)[0].published
+    doc = html.unescape(postmortem(incidents(folder)[0], prom, "LPSE Kota Uji", dt.UTC, STEP))
+    for shown in ("30.0 min", "Disk filled by logs", "Log dirotasi", 'max(lpse_spse_up{instance="spse"})', "<svg"):
+        assert shown in doc
+    assert time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(OUTAGE[0])) in doc

@@ -4,6 +4,7 @@ the banner's colour, and against what the lab's SPSE is really doing."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 import urllib.error
@@ -122,3 +123,53 @@ def test_status_board_runs_hardened_and_listens_on_localhost_only(
     assert lab_secrets()["vault_status_ops_password"] not in htpasswd and "ops:$2" in htpasswd
     with pytest.raises(urllib.error.URLError):  # nothing but nginx answers from outside
         urllib.request.urlopen("http://10.213.0.11:9180/", timeout=3)
+
+
+def test_an_outage_becomes_an_incident_record_explained_on_the_public_page(
+    spse: testinfra.host.Host, monitor: testinfra.host.Host, address: dict[str, str], provisioned: object,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """SPSE stopped → SpseDown → Alertmanager's webhook opens the record; SPSE back → the resolved
+    notification closes it with the probe timeline; on-call explains and publishes it."""
+    folder = "/var/lib/lpse-ops/incidents"
+    before = set(monitor.run(f"ls {folder}").stdout.split())
+    stopped = time.time()
+    spse.run("systemctl stop spse")
+    try:
+        deadline, new = time.monotonic() + 90, set[str]()
+        while time.monotonic() < deadline and not new:
+            new = {f for f in set(monitor.run(f"ls {folder}").stdout.split()) - before if "SpseDown-spse" in f}
+            time.sleep(2)
+        assert new, "no incident record within 90 s of SPSE going down"
+    finally:
+        spse.run("systemctl start spse")
+    started = time.time()
+    (name,) = new
+    deadline, record = time.monotonic() + 90, {}
+    while time.monotonic() < deadline:
+        record = json.loads(monitor.file(f"{folder}/{name}").content_string)
+        if record["resolved"]:
+            break
+        time.sleep(2)
+    assert record["resolved"], "the record was not closed by the resolved notification"
+    # The timeline is in order and brackets what the test did.
+    assert stopped - 5 <= record["first_failure"] <= record["alert_start"] <= record["notified"] <= record["resolved"]
+    assert record["recovered"] is not None and started - 5 <= record["recovered"] <= record["resolved"]
+    assert monitor.file(f"{folder}/{name}").user == "lpse-status"
+
+    iid = name.removesuffix(".json")
+    cli = "sudo -u lpse-status /opt/lpse-status/venv/bin/lpse-status incidents"
+    refused = monitor.run(f"{cli} explain {iid} --cause-id 'Uji lab' --publish")
+    assert refused.rc == 1 and "both languages" in refused.stderr
+    done = monitor.run(
+        f"{cli} explain {iid} --cause-id 'Layanan SPSE dihentikan untuk uji lab' "
+        f"--cause-en 'SPSE stopped for a lab test' --action 'SPSE dijalankan kembali' --publish"
+    )
+    assert done.rc == 0, done.stderr
+    page = get(address["monitor"], "/")[1]
+    assert f'id="incident-{iid}"' in page and "Layanan SPSE dihentikan untuk uji lab" in page
+    assert "SPSE stopped for a lab test" in get(address["monitor"], "/?lang=en")[1]
+    exported = monitor.run(f"/opt/lpse-status/venv/bin/lpse-status incidents export {iid} --out /tmp/{iid}.html")
+    assert exported.rc == 0, exported.stderr
+    doc = monitor.file(f"/tmp/{iid}.html").content_string
+    assert "Kronologi / Timeline" in doc and "<svg" in doc and "SPSE dijalankan kembali" in doc

@@ -1,0 +1,164 @@
+"""Incident records, drafted from what Alertmanager and Prometheus saw, finished by on-call.
+
+Alertmanager posts every critical notification to the status board (a webhook beside the e-mail
+and Telegram of the same receiver, so its arrival is the time on-call was told). The first
+notification of an alert opens a draft; the "resolved" one closes it, and the timeline is then
+read from Prometheus: the first failed probe before the alert, the first good probe after it.
+On-call adds the cause and the actions (`lpse-status incidents explain`) and publishes it; the
+postmortem export carries the timeline, the graphs and the queries, so an outsider can check it
+against the data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import time
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+from lpse_status.prom import Prometheus, PrometheusError
+from lpse_status.records import Incident, incidents, parse_time
+from lpse_status.svg import line_chart
+
+# What the alert watched, per alert name: the series whose failure and recovery date the incident.
+PROBES = {
+    "SpseDown": 'max(lpse_spse_up{{instance="{instance}"}})',
+    "HostDown": 'max(up{{job="lpse",instance="{instance}"}})',
+    "InternetDown": 'max(lpse_internet_probe_up{{instance="{instance}"}})',
+    "UplinkDown": 'min(lpse_network_up{{instance="{instance}"}})',
+}
+LOOK_BACK_S = 3600  # how far before the alert the first failed probe is looked for
+
+
+def incident_id(alertname: str, instance: str, starts_at: float) -> str:
+    stamp = dt.datetime.fromtimestamp(starts_at, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    return re.sub(r"[^A-Za-z0-9._-]", "_", f"{stamp}-{alertname}-{instance}")
+
+
+@dataclass(frozen=True)
+class Timeline:
+    first_failure: float
+    recovered: float | None
+
+
+def timeline(prom: Prometheus, alertname: str, instance: str, alert_start: float, resolved: float | None,
+             step: float) -> Timeline:  # fmt: skip
+    """From the probe the alert watches: the first failed sample of the run of failures that led to
+    the alert, and the first good sample after it. Alerts without a probe start at the alert."""
+    expr = PROBES.get(alertname)
+    if expr is None:
+        return Timeline(alert_start, resolved)
+    query = expr.format(instance=instance)
+    end = (resolved or time.time()) + 10 * step
+    try:
+        series = prom.query_range(f"{query} or vector(0)", alert_start - LOOK_BACK_S, end, step)
+    except PrometheusError:
+        return Timeline(alert_start, resolved)
+    points = series[0].points if series else []
+    first = alert_start
+    for t, v in reversed([p for p in points if p[0] <= alert_start]):
+        if v >= 1:
+            break
+        first = t
+    recovered = next((t for t, v in points if t > alert_start and v >= 1), None)
+    return Timeline(first, recovered)
+
+
+def on_notification(payload: dict, folder: Path, prom: Prometheus, step: float, now: float | None = None) -> list[str]:
+    """One Alertmanager webhook payload: open or close the drafts of its critical alerts.
+    Returns the ids it touched."""
+    now = now or time.time()
+    known = {i.id: i for i in incidents(folder)}
+    touched = []
+    for a in payload.get("alerts", []):
+        labels = a.get("labels", {})
+        if labels.get("severity") != "critical" or labels.get("alertname") == "Watchdog":
+            continue
+        name, instance = labels.get("alertname", "?"), labels.get("instance", "")
+        start = parse_time(a["startsAt"])
+        iid = incident_id(name, instance, start)
+        inc = known.get(iid) or Incident(
+            id=iid, alertname=name, instance=instance, severity="critical", first_failure=start,
+            alert_start=start, notified=None, resolved=None, recovered=None,
+            summary_id=a.get("annotations", {}).get("summary", ""),
+            summary_en=a.get("annotations", {}).get("summary_en", ""),
+        )  # fmt: skip
+        if inc.notified is None:
+            inc.notified = now
+        if a.get("status") == "resolved" and inc.resolved is None:
+            inc.resolved = parse_time(a["endsAt"])
+        tl = timeline(prom, name, instance, start, inc.resolved, step)
+        inc.first_failure, inc.recovered = min(tl.first_failure, start), tl.recovered if inc.resolved else None
+        inc.save(folder)
+        known[iid] = inc
+        touched.append(iid)
+    return touched
+
+
+def explain(folder: Path, iid: str, cause_id: str, cause_en: str, actions: list[str], publish: bool) -> Incident:
+    found = {i.id: i for i in incidents(folder)}
+    if iid not in found:
+        raise KeyError(f"no incident {iid!r} (lpse-status incidents list shows them)")
+    inc = found[iid]
+    inc.cause_id, inc.cause_en = cause_id or inc.cause_id, cause_en or inc.cause_en
+    inc.actions = actions or inc.actions
+    if publish:
+        if inc.resolved is None:
+            raise ValueError(f"incident {iid} has not been resolved yet: publish it when it has")
+        if not (inc.cause_id and inc.cause_en):
+            raise ValueError("say the cause in both languages (--cause-id and --cause-en) before publishing")
+        inc.published = True
+    inc.save(folder)
+    return inc
+
+
+def _when(ts: float | None, tz: dt.tzinfo) -> str:
+    return dt.datetime.fromtimestamp(ts, tz).strftime("%Y-%m-%d %H:%M:%S %Z") if ts else "-"
+
+
+def postmortem(inc: Incident, prom: Prometheus, site: str, tz: dt.tzinfo, step: float) -> str:
+    """The incident as an HTML document an outsider can check: timeline, graphs, and the
+    queries that give the same figures when run against the site's Prometheus."""
+    expr = PROBES.get(inc.alertname, 'ALERTS{{alertname="{alertname}",instance="{instance}"}}')
+    query = expr.format(instance=inc.instance, alertname=inc.alertname)
+    end = (inc.recovered or inc.resolved or time.time()) + 900
+    start = inc.first_failure - 900
+    try:
+        probe = prom.query_range(query, start, end, step)
+        took = prom.query_range(f'max(lpse_spse_probe_duration_seconds{{instance="{inc.instance}"}})', start, end, step)
+    except PrometheusError as e:
+        probe, took = [], []
+        note = f"<p>Prometheus: {escape(str(e))}</p>"
+    else:
+        note = ""
+    rows = [
+        ("Gangguan pertama terdeteksi / first failed probe", inc.first_failure),
+        ("Alert menyala / alert fired", inc.alert_start),
+        ("Petugas diberi tahu / on-call notified", inc.notified),
+        ("Layanan pulih / service back (first good probe)", inc.recovered),
+        ("Alert selesai / alert resolved", inc.resolved),
+    ]
+    duration = f"{inc.duration_s / 60:.1f} min" if inc.duration_s is not None else "-"
+    graph1 = line_chart(f"{inc.alertname}: {query}", [(inc.instance, probe[0].points if probe else [])], "", 0, 1)
+    graph2 = line_chart("Waktu respons SPSE / response time", [(inc.instance, took[0].points if took else [])], "s")
+    actions = "".join(f"<li>{escape(a)}</li>" for a in inc.actions) or "<li>-</li>"
+    return (
+        f'<!doctype html><html lang="id"><head><meta charset="utf-8"><title>Laporan gangguan {escape(inc.id)}</title>'
+        "<style>body{font-family:sans-serif;max-width:800px;margin:auto}td,th{padding:.3em .6em;"
+        "border-bottom:1px solid #ccc;text-align:left}</style></head><body>"
+        f"<h1>Laporan gangguan / Incident report</h1><p>{escape(site)} — {escape(inc.id)}</p>"
+        f"<p><b>{escape(inc.summary_id)}</b><br>{escape(inc.summary_en)}</p>"
+        f"<h2>Kronologi / Timeline</h2><table id=timeline>"
+        + "".join(f"<tr><th>{label}</th><td>{_when(ts, tz)}</td></tr>" for label, ts in rows)
+        + f"<tr><th>Durasi gangguan / duration</th><td>{duration}</td></tr></table>"
+        f"<h2>Penyebab / Cause</h2><p>{escape(inc.cause_id or 'belum diisi')}</p>"
+        f"<p>{escape(inc.cause_en or 'not given yet')}</p>"
+        f"<h2>Tindakan / Actions</h2><ul>{actions}</ul>"
+        f"<h2>Grafik / Graphs</h2>{note}{graph1}{graph2}"
+        "<h2>Cara memeriksa / How to check</h2><p>The timeline comes from these queries on the site's "
+        f"Prometheus (step {step:g} s), from {_when(start, tz)} to {_when(end, tz)}:</p>"
+        f'<pre>{escape(query)}\nALERTS{{alertname="{escape(inc.alertname)}",instance="{escape(inc.instance)}"}}</pre>'
+        "<p>and from the notification Alertmanager sent (the on-call mailbox keeps it).</p></body></html>"
+    )
