@@ -44,7 +44,7 @@ BACKUP = Path(__file__).resolve().parents[2] / "backup"
 STATUS = Path(__file__).resolve().parents[2] / "status"
 
 
-def build_wheels(project: Path, out_dir: Path) -> Path:
+def build_wheels(project: Path, out_dir: Path, extras: str = "") -> Path:
     """Wheels of one of the project's packages (lpse-exporter, lpse-backup, lpse-status) and its
     dependencies, for hosts without PyPI access.
 
@@ -60,7 +60,17 @@ def build_wheels(project: Path, out_dir: Path) -> Path:
     if tmp.exists():
         shutil.rmtree(tmp)
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--disable-pip-version-check", "-w", str(tmp), str(project)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--disable-pip-version-check",
+            "-w",
+            str(tmp),
+            f"{project}[{extras}]" if extras else str(project),
+        ],
         check=True,
     )
     if out_dir.exists():

@@ -114,7 +114,7 @@ def cmd_up(cfg: lab.LabConfig) -> None:
     build_simulator(lab.STATE_DIR / "artifacts")
     build_wheels(EXPORTER, lab.STATE_DIR / "wheels")
     build_wheels(BACKUP, lab.STATE_DIR / "wheels-backup")
-    build_wheels(STATUS, lab.STATE_DIR / "wheels-status")
+    build_wheels(STATUS, lab.STATE_DIR / "wheels-status", extras="report")
     vault = ensure_lab_secrets()
     lab.ensure_oncall(
         RelaySettings(
@@ -189,6 +189,7 @@ SUMMARY_SERVICES = (
     "lpse-exporter",
     "prometheus",
     "prometheus-alertmanager",
+    "lpse-status",
 )
 
 
@@ -225,7 +226,12 @@ def summary(cfg: lab.LabConfig) -> None:
     if "monitor" in by_name:
         mon = by_name["monitor"].address
         print(f"  Prometheus http://{mon}:9090, Alertmanager http://{mon}:9093, LKPP https://monitor:9443 (login lkpp)")
+        print(
+            f"  status board: https://monitor/ (public) and https://monitor/ops (login ops, password in the "
+            f"lab vault: vault_status_ops_password); curl --resolve monitor:443:{mon} --cacert …/lab-ca.crt"
+        )
         print("  alerts received by the lab's on-call relay and Telegram stand-in: lpse-lab mail")
+        print("  on call: LPSE_INVENTORY=inventories/lab .venv/bin/fab status spse (fab --list for the rest)")
     print(f"  log in: ssh -i {lab.lab_key()} -o UserKnownHostsFile={lab.known_hosts()} lpseops@<address>")
 
 

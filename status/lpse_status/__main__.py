@@ -1,4 +1,5 @@
-"""`lpse-status`: the status board's web service (`serve`) and the incident records (`incidents`)."""
+"""`lpse-status`: the status board's web service (`serve`), the incident records (`incidents`) and
+the quarterly report (`report`)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from lpse_status.incidents import explain, postmortem
 from lpse_status.prom import Prometheus
 from lpse_status.records import incidents, write_text
+from lpse_status.report import Quarter, build, lkpp_logs, render_html, write_pdf
 from lpse_status.web import Settings, serve
 
 
@@ -31,6 +33,11 @@ def main(argv: list[str] | None = None) -> int:
     out = isub.add_parser("export", help="the postmortem document (HTML: timeline, graphs, the queries)")
     out.add_argument("id")
     out.add_argument("--out", type=Path, required=True)
+    rep = sub.add_parser("report", help="the quarterly report (HTML and PDF, Bahasa Indonesia)")
+    rep.add_argument("--quarter", required=True, help="e.g. 2026Q4")
+    rep.add_argument("--out", type=Path, required=True, help="folder for laporan-spse-<quarter>.html and .pdf")
+    rep.add_argument("--lkpp-logs", type=Path, default=Path("/var/log/nginx"), help="folder of lkpp-access.log*")
+    rep.add_argument("--html-only", action="store_true", help="skip the PDF")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
@@ -41,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         serve(s)
         return 0
+    if args.command == "report":
+        return report(s, args.quarter, args.out, args.lkpp_logs, args.html_only)
     folder = s.records_dir / "incidents"
     try:
         if args.action == "list":
@@ -61,6 +70,25 @@ def main(argv: list[str] | None = None) -> int:
             print(f"postmortem of {args.id}: {args.out}")
     except (KeyError, ValueError) as e:
         print(f"lpse-status: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def report(s: Settings, quarter: str, out: Path, logs: Path, html_only: bool) -> int:
+    try:
+        q = Quarter.parse(quarter, s.timezone)
+        r = build(Prometheus(s.prometheus_url), s.site_name, s.spse_instance, q, s.records_dir, lkpp_logs(logs),
+                  s.target, s.step_s)  # fmt: skip
+        out.mkdir(parents=True, exist_ok=True)
+        name = f"laporan-spse-{q.year}Q{q.number}"
+        html = render_html(r)
+        write_text(out / f"{name}.html", html)
+        print(f"{out / name}.html")
+        if not html_only:
+            write_pdf(html, out / f"{name}.pdf")
+            print(f"{out / name}.pdf")
+    except (ValueError, RuntimeError, OSError) as e:
+        print(f"lpse-status report: {e}", file=sys.stderr)
         return 1
     return 0
 

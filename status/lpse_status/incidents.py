@@ -51,9 +51,11 @@ def timeline(prom: Prometheus, alertname: str, instance: str, alert_start: float
     if expr is None:
         return Timeline(alert_start, resolved)
     query = expr.format(instance=instance)
-    end = (resolved or time.time()) + 10 * step
+    # While it fires only the start matters; once resolved, up to a little after the end.
+    start, end = alert_start - LOOK_BACK_S, (resolved + 10 * step) if resolved else alert_start + step
+    step = max(step, (end - start) / 10_000)  # Prometheus answers at most 11,000 points
     try:
-        series = prom.query_range(f"{query} or vector(0)", alert_start - LOOK_BACK_S, end, step)
+        series = prom.query_range(f"{query} or vector(0)", start, end, step)
     except PrometheusError:
         return Timeline(alert_start, resolved)
     points = series[0].points if series else []
@@ -125,6 +127,7 @@ def postmortem(inc: Incident, prom: Prometheus, site: str, tz: dt.tzinfo, step: 
     query = expr.format(instance=inc.instance, alertname=inc.alertname)
     end = (inc.recovered or inc.resolved or time.time()) + 900
     start = inc.first_failure - 900
+    step = max(step, (end - start) / 10_000)
     try:
         probe = prom.query_range(query, start, end, step)
         took = prom.query_range(f'max(lpse_spse_probe_duration_seconds{{instance="{inc.instance}"}})', start, end, step)

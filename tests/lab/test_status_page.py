@@ -173,3 +173,20 @@ def test_an_outage_becomes_an_incident_record_explained_on_the_public_page(
     assert exported.rc == 0, exported.stderr
     doc = monitor.file(f"/tmp/{iid}.html").content_string
     assert "Kronologi / Timeline" in doc and "<svg" in doc and "SPSE dijalankan kembali" in doc
+
+
+def test_quarterly_report_on_the_monitoring_host(monitor: testinfra.host.Host, provisioned: object) -> None:
+    """`lpse-status report` on the deployed board: HTML and PDF of the current quarter from the
+    lab's own Prometheus, records and LKPP log (the figures are checked against known data in
+    tests/unit/test_status_board.py)."""
+    now = time.localtime()
+    quarter = f"{now.tm_year}Q{(now.tm_mon - 1) // 3 + 1}"
+    res = monitor.run(f"/opt/lpse-status/venv/bin/lpse-status report --quarter {quarter} --out /var/tmp/lpse-report")
+    assert res.rc == 0, res.stderr
+    name = f"/var/tmp/lpse-report/laporan-spse-{quarter}"
+    html = monitor.file(f"{name}.html").content_string
+    assert "Laporan Operasional SPSE Triwulan" in html and 'id="overall"' in html and "LPSE Lab" in html
+    assert "/var/lib/spse/documents" in html, "the SPSE host's document disk is in the capacity table"
+    assert monitor.run(f"head -c 4 {name}.pdf").stdout == "%PDF"
+    bad = monitor.run("/opt/lpse-status/venv/bin/lpse-status report --quarter 2026-4 --out /var/tmp/lpse-report")
+    assert bad.rc == 1 and "2026Q4" in bad.stderr

@@ -6,6 +6,7 @@ The availability the page shows must be the one worked out by hand here."""
 from __future__ import annotations
 
 import datetime as dt
+import gzip
 import html
 import json
 import socket
@@ -16,14 +17,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lpse_status import report
 from lpse_status.availability import availability
 from lpse_status.incidents import explain, on_notification, postmortem
 from lpse_status.prom import Prometheus, PrometheusError
 from lpse_status.records import Incident, incidents, maintenance_windows
+from lpse_status.report import Quarter, build, render_html
 from lpse_status.web import Settings, current_state, ops_page, public_page
 
 STEP = 10
-END = (int(time.time()) // 3600 - 2) * 3600  # two hours ago, on the hour: inside the head-free range
+# A fixed past period (in 2026 Q4), kept by a retention far longer than the test will live.
+END = int(dt.datetime(2026, 11, 20, 5, 0, tzinfo=dt.UTC).timestamp())
 START = END - 3 * 86400
 OUTAGE = (END - 6 * 3600, END - 6 * 3600 + 1800)  # 30 min down, 6 h before the end
 MAINT = (END - 3 * 3600, END - 2 * 3600)  # a 60-minute window...
@@ -32,6 +36,49 @@ MAINT_DOWN = (END - 3 * 3600 + 600, END - 3 * 3600 + 600 + 1200)  # ...with 20 m
 
 def probe_value(t: int) -> int:
     return 0 if OUTAGE[0] <= t < OUTAGE[1] or MAINT_DOWN[0] <= t < MAINT_DOWN[1] else 1
+
+
+# For the quarterly report: a disk losing 1 GiB a day, RAM at 75 % for an hour, 1 MB/s out on a
+# 100 Mbit/s uplink, a nightly backup that missed one night, one restore drill of 42 s.
+GIB = 2**30
+BACKUPS = [START + k * 86400 + 5400 for k in (0, 2)]
+DRILL = START + 2 * 86400 + 14400
+
+
+def report_series() -> list[str]:
+    fs = 'instance="spse",job="lpse",mountpoint="/var/lib/spse/documents"'
+    net = 'instance="spse",job="lpse",interface="eth0"'
+    host = 'instance="spse",job="lpse"'
+    copy = 'instance="spse",job="lpse",dataset="database",target="s3"'
+    out = ["# TYPE lpse_filesystem_avail_bytes gauge"]
+    out += [
+        f"lpse_filesystem_avail_bytes{{{fs}}} {50 * GIB - (t - START) * GIB // 86400} {t}"
+        for t in range(START, END + 1, 60)
+    ]
+    out += ["# TYPE lpse_filesystem_size_bytes gauge"]
+    out += [f"lpse_filesystem_size_bytes{{{fs}}} {100 * GIB} {t}" for t in range(START, END + 1, 60)]
+    out += ["# TYPE lpse_memory_available_bytes gauge", "# TYPE lpse_memory_total_bytes gauge"]
+    for t in range(START, END + 1, 60):
+        out.append(f"lpse_memory_available_bytes{{{host}}} {GIB if END - 7200 <= t < END - 3600 else 3 * GIB} {t}")
+        out.append(f"lpse_memory_total_bytes{{{host}}} {4 * GIB} {t}")
+    out += ["# TYPE lpse_network_transmit_bytes counter"]
+    out += [
+        f"lpse_network_transmit_bytes_total{{{net}}} {(t - START) * 1_000_000} {t}" for t in range(START, END + 1, 60)
+    ]
+    out += ["# TYPE lpse_network_contracted_bandwidth_bytes gauge"]
+    out += [f"lpse_network_contracted_bandwidth_bytes{{{net}}} 12500000 {t}" for t in range(START, END + 1, 60)]
+    out += ["# TYPE lpse_backup_last_success_timestamp_seconds gauge"]
+    for t in range(BACKUPS[0], END + 1, 600):
+        last = max(b for b in BACKUPS if b <= t)
+        out.append(f"lpse_backup_last_success_timestamp_seconds{{{copy}}} {last} {t}")
+    out += [
+        "# TYPE lpse_backup_drill_last_success_timestamp_seconds gauge",
+        "# TYPE lpse_backup_drill_last_run_duration_seconds gauge",
+    ]
+    for t in range(DRILL, END + 1, 600):
+        out.append(f"lpse_backup_drill_last_success_timestamp_seconds{{{copy}}} {DRILL} {t}")
+        out.append(f"lpse_backup_drill_last_run_duration_seconds{{{copy}}} 42 {t}")
+    return out
 
 
 def free_port() -> int:
@@ -46,6 +93,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     lines = ["# TYPE lpse_spse_up gauge"]
     lines += [f'lpse_spse_up{{instance="spse",job="lpse"}} {probe_value(t)} {t}' for t in range(START, END + 1, STEP)]
     lines += ["# TYPE up gauge"] + [f'up{{instance="spse",job="lpse"}} 1 {t}' for t in range(START, END + 1, STEP)]
+    lines += report_series()
     (d / "data.om").write_text("\n".join(lines) + "\n# EOF\n")
     subprocess.run(
         ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(d / "data.om"), str(d / "tsdb")],
@@ -55,7 +103,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         ["prometheus", f"--config.file={d / 'prometheus.yml'}", f"--storage.tsdb.path={d / 'tsdb'}",
-         "--storage.tsdb.retention.time=400d", f"--web.listen-address=127.0.0.1:{port}"],
+         "--storage.tsdb.retention.time=36500d", f"--web.listen-address=127.0.0.1:{port}"],
         stdout=subprocess.DEVNULL, stderr=(d / "log").open("w"),
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
@@ -195,3 +243,57 @@ def test_incident_drafted_from_the_notifications_with_the_probe_timeline(prometh
     for shown in ("30.0 min", "Disk filled by logs", "Log dirotasi", 'max(lpse_spse_up{instance="spse"})', "<svg"):
         assert shown in doc
     assert time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(OUTAGE[0])) in doc
+
+
+def test_quarterly_report_has_the_known_figures_in_html_and_pdf(prometheus: str, tmp_path: Path) -> None:
+    wib = dt.timezone(dt.timedelta(hours=7), "WIB")
+    q = Quarter.parse("2026Q4", wib)
+    records = tmp_path / "records"
+    Incident(
+        id="i1", alertname="SpseDown", instance="spse", severity="critical", first_failure=OUTAGE[0],
+        alert_start=OUTAGE[0] + 20, notified=OUTAGE[0] + 25, resolved=OUTAGE[1] + 10, recovered=OUTAGE[1],
+        cause_id="Disk penuh oleh log", cause_en="Disk filled by logs",
+    ).save(records / "incidents")  # fmt: skip
+    logs = tmp_path / "nginx"
+    logs.mkdir()
+
+    def line(user: str, at: float, path: str, status: int) -> str:
+        when = dt.datetime.fromtimestamp(at, wib).strftime("%d/%b/%Y:%H:%M:%S %z")
+        return f'203.0.113.9 - {user} [{when}] "GET {path} HTTP/1.1" {status} 120 "-" "curl" rt=0.01 urt=0.01\n'
+
+    (logs / "lkpp-access.log").write_text(
+        line("lkpp", END - 3600, "/api/v1/query?query=up", 200) + line("lkpp", END - 3000, "/-/reload", 403)
+        + line("-", END - 2000, "/api/v1/query", 401)
+    )  # fmt: skip
+    with gzip.open(logs / "lkpp-access.log.2.gz", "wt") as f:
+        f.write(
+            line("lkpp", END - 86400, "/federate?match[]=up", 200) + line("lkpp", q.start - 86400, "/federate", 200)
+        )
+    r = build(Prometheus(prometheus), "LPSE Kota Uji", "spse", q, records, report.lkpp_logs(logs), 0.995, STEP, now=END)
+    page = render_html(r)
+    assert f"Laporan Operasional SPSE Triwulan {report.ROMAN[q.number - 1]} {q.year}" in page
+    assert f'<td id="overall">{(1 - 3000 / (END - START)) * 100:.2f}%</td>' in page
+    assert '<td id="downtime">50 menit</td>' in page and "Diukur sejak" in page and "TIDAK tercapai" in page
+    assert "Disk penuh oleh log" in page and ">30 menit<" in page
+    (disk,) = r.disks
+    assert disk.avail == 47 * GIB and disk.growth_per_day == pytest.approx(GIB, rel=1e-3)
+    assert "47 hari lagi" in page and "1024.0 MiB" in page
+    assert r.ram_peak == {"spse": pytest.approx(0.75)}
+    assert "8.00 Mbit/s" in page and "100 Mbit/s (8%)" in page
+    (backup,) = r.backups
+    assert (backup.days_with_copy, backup.days_measured, backup.last_success) == (2, 3, BACKUPS[1])
+    assert "2 dari 3 hari (67%)" in page
+    assert r.drills == {"s3": (1, 42.0)} and "42 detik" in page
+    (lkpp,) = r.lkpp
+    assert (lkpp.requests, len(lkpp.days), lkpp.refused, r.lkpp_failed_logins) == (3, 2, 1, 1)
+
+    pdf = tmp_path / "laporan.pdf"
+    report.write_pdf(page, pdf)
+    text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert (
+        pdf.read_bytes().startswith(b"%PDF")
+        and "Triwulan" in text
+        and f"{(1 - 3000 / (END - START)) * 100:.2f}%" in text
+    )
+    with pytest.raises(ValueError, match="2026Q4"):
+        Quarter.parse("Q4-2026", wib)
