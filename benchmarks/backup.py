@@ -64,7 +64,7 @@ def grow(h: Host, db_gb: float, docs_gb: float) -> tuple[int, int]:
     """Bring the database and the bench document directory up to the sizes; returns bytes of each."""
     h.sh(f"mkdir -p {BENCH_DOCS} && chown spse:spse {BENCH_DOCS}")
     h.sh(
-        "sed 's|^documents *=.*|documents = \"" + BENCH_DOCS + "\"|' /etc/spse/application.conf "
+        f"sed 's|^spse.documents=.*|spse.documents={BENCH_DOCS}|' /etc/spse/application.conf "
         "> /etc/spse/bench.conf && chown root:spse /etc/spse/bench.conf && chmod 0640 /etc/spse/bench.conf"
     )
     have = int(h.sh(f"du -sb {BENCH_DOCS} | cut -f1"))

@@ -22,13 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="serve the public page and the operations view (localhost; nginx in front)")
     inc = sub.add_parser("incidents", help="incident records: list, explain (cause, actions, publish), export")
-    isub = inc.add_subparsers(dest="action", required=True)
+    isub = inc.add_subparsers(dest="what", required=True)
     isub.add_parser("list", help="every incident, newest first")
     ex = isub.add_parser("explain", help="add the cause and the actions; --publish shows it on the public page")
     ex.add_argument("id")
     ex.add_argument("--cause-id", default="", help="the cause, in Bahasa Indonesia")
     ex.add_argument("--cause-en", default="", help="the cause, in English")
-    ex.add_argument("--action", action="append", default=[], help="what was done (repeat for each)")
+    ex.add_argument("--action", dest="actions", action="append", default=[], help="what was done (repeat for each)")
     ex.add_argument("--publish", action="store_true")
     out = isub.add_parser("export", help="the postmortem document (HTML: timeline, graphs, the queries)")
     out.add_argument("id")
@@ -52,14 +52,14 @@ def main(argv: list[str] | None = None) -> int:
         return report(s, args.quarter, args.out, args.lkpp_logs, args.html_only)
     folder = s.records_dir / "incidents"
     try:
-        if args.action == "list":
+        if args.what == "list":
             for i in incidents(folder):
                 took = f"{i.duration_s / 60:.1f} min" if i.duration_s is not None else "ongoing"
                 state = "published" if i.published else ("needs a cause" if not i.cause_id else "not published")
                 when = dt.datetime.fromtimestamp(i.first_failure, s.timezone).strftime("%Y-%m-%d %H:%M")
                 print(f"{i.id}  {when}  {took:>9}  {state}")
-        elif args.action == "explain":
-            i = explain(folder, args.id, args.cause_id, args.cause_en, args.action, args.publish)
+        elif args.what == "explain":
+            i = explain(folder, args.id, args.cause_id, args.cause_en, args.actions, args.publish)
             print(f"{i.id}: {'published' if i.published else 'saved (not published)'}")
         else:
             found = {i.id: i for i in incidents(folder)}

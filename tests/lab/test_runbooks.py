@@ -66,7 +66,7 @@ def test_status_is_one_screen_that_matches_the_host(spse: testinfra.host.Host, p
     # The screen itself: one line per subject, problems flagged with "!!".
     text = fab("status", "spse")
     assert "SPSE       UP" in text.stdout and "Database   UP" in text.stdout, text.stdout
-    assert "/var/lib/spse/documents:" in text.stdout and "RAM" in text.stdout and "Alerts" in text.stdout
+    assert "/var/lib/spse/documents:" in text.stdout and "RAM" in text.stdout and "Alert" in text.stdout
 
 
 def test_status_shows_spse_down_with_its_alert_and_restart_spse_brings_it_back(

@@ -297,3 +297,34 @@ def test_quarterly_report_has_the_known_figures_in_html_and_pdf(prometheus: str,
     )
     with pytest.raises(ValueError, match="2026Q4"):
         Quarter.parse("Q4-2026", wib)
+
+
+def test_the_command_line_explains_publishes_and_exports(
+    prometheus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lpse_status.__main__ import main
+
+    records = tmp_path / "records"
+    Incident(
+        id="i2", alertname="SpseDown", instance="spse", severity="critical", first_failure=OUTAGE[0],
+        alert_start=OUTAGE[0] + 20, notified=OUTAGE[0] + 25, resolved=OUTAGE[1] + 10, recovered=OUTAGE[1],
+    ).save(records / "incidents")  # fmt: skip
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        f'prometheus_url = "{prometheus}"\nsite_name = "LPSE Uji"\nspse_instance = "spse"\nrecords_dir = "{records}"\n'
+    )
+    base = ["--config", str(cfg), "incidents"]
+    assert main([*base, "explain", "i2", "--cause-id", "Disk penuh", "--publish"]) == 1
+    assert "both languages" in capsys.readouterr().err
+    args = ["--cause-id", "Disk penuh", "--cause-en", "Disk full"]
+    args += ["--action", "Log dihapus", "--action", "Disk ditambah"]
+    assert main([*base, "explain", "i2", *args, "--publish"]) == 0
+    (i,) = incidents(records / "incidents")
+    assert i.published and i.actions == ["Log dihapus", "Disk ditambah"] and i.cause_en == "Disk full"
+    assert main([*base, "list"]) == 0 and "i2" in capsys.readouterr().out
+    assert main([*base, "export", "i2", "--out", str(tmp_path / "pm.html")]) == 0
+    assert "Disk ditambah" in (tmp_path / "pm.html").read_text()
+    assert main([*base, "export", "nope", "--out", str(tmp_path / "x.html")]) == 1
+    out = str(tmp_path / "r")
+    assert main(["--config", str(cfg), "report", "--quarter", "2026Q4", "--out", out, "--html-only"]) == 0
+    assert (tmp_path / "r" / "laporan-spse-2026Q4.html").exists()
