@@ -33,6 +33,12 @@ STATE_DIR = Path(os.environ.get("LPSE_LAB_DIR", "/var/lib/lpse-lab"))
 CACHE_DIR = Path(os.environ.get("LPSE_LAB_CACHE", "/var/cache/lpse-lab"))
 BRIDGE = "lpselab0"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
+# What every lab host's apt reads (the template's sources.list), and what the proxy is warmed with.
+HOST_SOURCES = (
+    f"deb {DEBIAN_MIRROR} bookworm main\n"
+    f"deb {DEBIAN_MIRROR} bookworm-updates main\n"
+    "deb http://deb.debian.org/debian-security bookworm-security main\n"
+)
 # Bump when the template's contents change, so that a stale cache is rebuilt.
 TEMPLATE_VERSION = "bookworm-v1"
 # No python3 and no sudo on purpose: every lab host starts as the bare server an
@@ -171,11 +177,7 @@ def build_template(force: bool = False) -> Path:
     log.info("building the Debian 12 template rootfs (once, about a minute)…")
     t0 = time.monotonic()
     run(["debootstrap", "--variant=minbase", f"--include={TEMPLATE_PACKAGES}", "bookworm", str(tmp), DEBIAN_MIRROR])
-    (tmp / "etc/apt/sources.list").write_text(
-        f"deb {DEBIAN_MIRROR} bookworm main\n"
-        f"deb {DEBIAN_MIRROR} bookworm-updates main\n"
-        "deb http://deb.debian.org/debian-security bookworm-security main\n"
-    )
+    (tmp / "etc/apt/sources.list").write_text(HOST_SOURCES)
     # Per-host identity is made at host creation; the template must carry none.
     for key in (tmp / "etc/ssh").glob("ssh_host_*"):
         key.unlink()
@@ -355,15 +357,40 @@ def ensure_apt_proxy(cfg: LabConfig) -> None:
             f"Port={cfg.apt_proxy_port}",
             f"BindAddress={cfg.gateway}",
             f"PidFile={base / 'acng.pid'}",
-            # Index files count as fresh for 10 minutes: when several hosts refresh them at once,
-            # revalidating each request was seen cutting a transfer, which hangs apt. (Passing
-            # them through uncached with DontCache sends the Host header twice, which strict
-            # mirrors answer with 400 Bad Request.)
-            "FreshIndexMaxAge=600",
+            # Index files stay fresh for a whole test run and are fetched once, by warm_apt_proxy,
+            # before any host asks: several hosts fetching or revalidating the same index at once
+            # were seen to get a cut transfer, which hangs apt-get for good. (Passing them through
+            # uncached with DontCache sends the Host header twice: strict mirrors answer 400.)
+            "FreshIndexMaxAge=14400",
         ],
         cfg.gateway,
         cfg.apt_proxy_port,
     )
+
+    warm_apt_proxy(cfg)
+
+
+def warm_apt_proxy(cfg: LabConfig) -> None:
+    """Fetch the hosts' index files through the proxy once, from the gateway, so that the hosts'
+    concurrent `apt-get update` are all served from the cache."""
+    base = APT_PROXY_DIR / "warm"
+    (base / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (base / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    (base / "sources.list").write_text(HOST_SOURCES)
+    opts = {
+        "Dir::Etc::SourceList": base / "sources.list",
+        "Dir::Etc::SourceParts": base / "none",
+        "Dir::State::Lists": base / "lists",
+        "Dir::Cache": base / "cache",
+        "Acquire::http::Proxy": f"http://{cfg.gateway}:{cfg.apt_proxy_port}",
+        "Acquire::http::Timeout": 60,
+        "Acquire::Retries": 3,
+        "Debug::NoLocking": 1,
+    }
+    argv = ["apt-get", "-q", "update"] + [a for k, v in opts.items() for a in ("-o", f"{k}={v}")]
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=600)
+    if res.returncode != 0:
+        raise LabError(f"the lab's apt proxy could not fetch Debian's index files: {res.stderr.strip()[-500:]}")
 
 
 ONCALL_DIR = STATE_DIR / "oncall"
