@@ -210,7 +210,7 @@ class Drill:
             matched = compare_tables(
                 lambda q: cluster.sql(self.dbname, q), lambda q: psql(q, self.dbname), self.checks, compare_at
             )
-            return f"{matched} up to {compare_at.isoformat(timespec='seconds')}"
+            return f"{matched} up to {compare_at.astimezone(dt.UTC).isoformat(timespec='seconds')}"  # one zone for all
         finally:
             cluster.remove()
 
@@ -229,22 +229,34 @@ class Drill:
 
     @staticmethod
     def dump(dump_file: Path, identity_file: Path) -> str:
-        """Decrypt with the escrowed identity and list the archive: stock tools read it."""
-        with subprocess.Popen(
-            ["age", "--decrypt", "-i", str(identity_file), str(dump_file)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-        ) as dec:
-            assert dec.stdout is not None
-            listing = subprocess.run(["pg_restore", "--list"], stdin=dec.stdout, capture_output=True, text=True)
-            dec.stdout.close()
-            err = dec.stderr.read().decode() if dec.stderr else ""
+        """Decrypt with the escrowed identity and have pg_restore read the whole archive into an SQL
+        script: stock tools can restore every table. The whole file goes through age, whose every
+        chunk is authenticated, so damage anywhere in it fails the drill (reading only the archive's
+        table of contents would stop at its head)."""
+        with (
+            subprocess.Popen(
+                ["age", "--decrypt", "-i", str(identity_file), str(dump_file)],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            ) as dec,
+            subprocess.Popen(
+                ["pg_restore", "--file=-"], stdin=dec.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+            ) as script,
+        ):
+            assert dec.stdout is not None and script.stdout is not None
+            dec.stdout.close()  # pg_restore holds the read end now
+            count = subprocess.run(["grep", "-c", "^COPY "], stdin=script.stdout, capture_output=True, text=True)
+            script.stdout.close()
+            restore_err = script.stderr.read().decode() if script.stderr else ""
+            age_err = dec.stderr.read().decode() if dec.stderr else ""
         if dec.returncode != 0:
-            raise BackupError(f"age could not decrypt {dump_file.name}: {err.strip()[-300:]}")
-        if listing.returncode != 0:
-            raise BackupError(f"pg_restore cannot read {dump_file.name}: {listing.stderr.strip()[-300:]}")
-        tables = sum(1 for line in listing.stdout.splitlines() if " TABLE DATA " in line)
-        return f"{dump_file.name}: {tables} tables"
+            raise BackupError(f"age could not decrypt {dump_file.name}: {age_err.strip()[-300:]}")
+        if script.returncode != 0:
+            raise BackupError(f"pg_restore cannot read {dump_file.name}: {restore_err.strip()[-300:]}")
+        if count.returncode not in (0, 1):  # 1: no table at all
+            raise BackupError(f"could not count the tables of {dump_file.name}: {count.stderr.strip()}")
+        size = dump_file.stat().st_size
+        return f"{dump_file.name}: {int(count.stdout or 0)} tables, all {size / 2**20:.1f} MiB read back"
 
 
 def timed(dataset: str, target: str, part: Callable[[], str], out: Callable[[str], None]) -> DrillResult:

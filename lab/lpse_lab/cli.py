@@ -103,6 +103,15 @@ def ansible_env() -> dict[str, str]:
     return env
 
 
+def build_artifacts() -> None:
+    """What the inventory deploys from this machine (the SPSE simulator, the project's wheels),
+    rebuilt when their sources changed since the last build."""
+    build_simulator(lab.STATE_DIR / "artifacts")
+    build_wheels(EXPORTER, lab.STATE_DIR / "wheels")
+    build_wheels(BACKUP, lab.STATE_DIR / "wheels-backup")
+    build_wheels(STATUS, lab.STATE_DIR / "wheels-status", extras="report")
+
+
 def cmd_up(cfg: lab.LabConfig) -> None:
     t0 = time.monotonic()
     lab.up(cfg)
@@ -111,10 +120,7 @@ def cmd_up(cfg: lab.LabConfig) -> None:
     for host in cfg.hosts:
         ensure_server_cert(pki, host.name, host.address)
     gateway_crt, gateway_key = ensure_server_cert(pki, "lab-gateway", cfg.gateway)
-    build_simulator(lab.STATE_DIR / "artifacts")
-    build_wheels(EXPORTER, lab.STATE_DIR / "wheels")
-    build_wheels(BACKUP, lab.STATE_DIR / "wheels-backup")
-    build_wheels(STATUS, lab.STATE_DIR / "wheels-status", extras="report")
+    build_artifacts()
     vault = ensure_lab_secrets()
     lab.ensure_oncall(
         RelaySettings(
@@ -325,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.cmd in ("provision", "demo"):
             if args.cmd == "demo":
                 cmd_up(cfg)
+            else:
+                build_artifacts()  # the sources may have changed since `lpse-lab up`
             if not getattr(args, "skip_bootstrap", False):
                 bootstrap()
             playbook("site.yml")

@@ -12,12 +12,15 @@ for the login on /ops (roles/status_board).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
+import threading
 import time
 import tomllib
 import urllib.parse
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -146,7 +149,36 @@ def current_state(prom: Prometheus, s: Settings, windows: list[Maintenance], now
     return "up" if value >= 1 else "down"
 
 
-def public_page(s: Settings, lang: str, now: float | None = None) -> str:
+PERIODS_D = (1, 30, 90)  # the public uptime figures, in days
+Figures = list[tuple[int, Availability | None]]
+
+
+@dataclass
+class FigureCache:
+    """The public uptime figures, shared by the readers of one `ttl`: 90 days at the scrape step
+    is about 780,000 evaluation steps for Prometheus, too much to redo for every bidder who
+    reloads the page before a tender closes. Whoever comes while they are being worked out waits
+    for that answer instead of asking again. The current state is never cached."""
+
+    ttl: float = 60.0
+    _key: tuple[tuple[float, float], ...] | None = None
+    _at: float = 0.0
+    _figures: Figures = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def get(self, spans: list[tuple[float, float]], now: float, compute: Callable[[], Figures]) -> Figures:
+        key = tuple(spans)  # a maintenance window announced or ended changes the figures at once
+        with self._lock:
+            if key != self._key or not 0 <= now - self._at < self.ttl:
+                self._figures, self._key, self._at = compute(), key, now
+            return self._figures
+
+
+def uptime_figures(prom: Prometheus, s: Settings, spans: list[tuple[float, float]], now: float) -> Figures:
+    return [(d, availability(prom, s.spse_instance, now - d * 86400, now, s.step_s, spans)) for d in PERIODS_D]
+
+
+def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureCache | None = None) -> str:
     now = now or time.time()
     t = TEXT[lang]
     prom = Prometheus(s.prometheus_url)
@@ -161,11 +193,8 @@ def public_page(s: Settings, lang: str, now: float | None = None) -> str:
     ]
     try:
         state = current_state(prom, s, windows, now)
-        figures: list[tuple[str, Availability | None]] = [
-            (f"24 {t['hours']}", availability(prom, s.spse_instance, now - 86400, now, s.step_s, spans)),
-            (f"30 {t['days']}", availability(prom, s.spse_instance, now - 30 * 86400, now, s.step_s, spans)),
-            (f"90 {t['days']}", availability(prom, s.spse_instance, now - 90 * 86400, now, s.step_s, spans)),
-        ]
+        compute = functools.partial(uptime_figures, prom, s, spans, now)
+        figures = cache.get(spans, now, compute) if cache else compute()
     except PrometheusError as e:
         log.warning("%s", e)
         state, figures = "unknown", []
@@ -185,7 +214,8 @@ def public_page(s: Settings, lang: str, now: float | None = None) -> str:
         parts.append(f"<p>{t['prom_down']}</p>")
     else:
         parts.append(f'<table id="uptime"><tr><th></th><th>{t["uptime"]}</th><th>{t["excl"]}</th></tr>')
-        for label, a in figures:
+        for days, a in figures:
+            label = f"24 {t['hours']}" if days == 1 else f"{days} {t['days']}"
             if a is None:
                 parts.append(f"<tr><td>{t['last']} {label}</td><td colspan=2>{t['no_data']}</td></tr>")
                 continue
@@ -287,6 +317,8 @@ class _Labels(dict[str, str]):
 
 
 def make_handler(s: Settings) -> type[BaseHTTPRequestHandler]:
+    figures = FigureCache()
+
     class Handler(BaseHTTPRequestHandler):
         server_version = "lpse-status"
 
@@ -296,7 +328,7 @@ def make_handler(s: Settings) -> type[BaseHTTPRequestHandler]:
             try:
                 if url.path == "/":
                     lang = "en" if q.get("lang", ["id"])[0] == "en" else "id"
-                    self._send(200, public_page(s, lang))
+                    self._send(200, public_page(s, lang, cache=figures))
                 elif url.path == "/ops":
                     hours = min(24 * 90, max(1.0, float(q.get("hours", ["24"])[0])))
                     self._send(200, ops_page(s, hours))

@@ -29,7 +29,7 @@ def s3_ca() -> Path:
 
 @pytest.fixture(scope="package")
 def s3_server(s3_ca: Path) -> Iterator[radosgw.S3Server]:
-    # Package scope: stopped before the lab tests, whose timings a second Ceph cluster would slow.
+    # Package scope: stopped when the backup tests are done, not at the end of the session.
     # "localhost": pgBackRest checks the certificate's DNS names, not IP addresses.
     crt, key = ensure_server_cert(s3_ca.parent, "localhost", "127.0.0.1")
     try:

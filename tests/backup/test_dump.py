@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from lpse_backup.documents import BackupError
+from lpse_backup.drill import Drill
 from lpse_backup.dump import dump_database
 
 from tests.backup.conftest import Cluster, new_cluster, remove_cluster
@@ -26,7 +27,12 @@ def cluster() -> Iterator[Cluster]:
             "spse",
             "CREATE TABLE penawaran (id serial primary key, lelang int, penyedia text, nilai numeric);"
             f"INSERT INTO penawaran (lelang, penyedia, nilai) SELECT g % 50, '{MARKER}-' || g, g * 1000.5 "
-            "FROM generate_series(1, 20000) g;",
+            "FROM generate_series(1, 20000) g;"
+            # Bid files kept in the database: incompressible, so the dump is far larger than a pipe's
+            # buffer (a drill that read only the archive's head once passed small dumps alone).
+            "CREATE TABLE lampiran (id serial primary key, isi text);"
+            "INSERT INTO lampiran (isi) SELECT string_agg(md5(random()::text), '') FROM generate_series(1, 40000) g "
+            "GROUP BY g % 100;",
         )
         yield c
     finally:
@@ -84,3 +90,27 @@ def test_a_failed_dump_leaves_no_file_and_keeps_the_last_good_one(
 def test_no_recipient_is_refused(tmp_path: Path) -> None:
     with pytest.raises(BackupError, match="no age recipients"):
         dump_database("spse", tmp_path, [])
+
+
+def test_the_drill_reads_the_whole_dump_back_and_fails_on_damage_anywhere(
+    cluster: Cluster, tmp_path: Path, age_key: tuple[Path, str]
+) -> None:
+    key, recipient = age_key
+    out = tmp_path / "dumps"
+    out.mkdir()
+    dump = dump_database("spse", out, [recipient], pg_dump=cluster.pg_dump())
+    assert dump.bytes > 4 * 65536
+    assert Drill.dump(dump.path, key).startswith(f"{dump.path.name}: 2 tables, all ")
+
+    # One byte changed near the end: the head of the archive still decrypts.
+    raw = bytearray(dump.path.read_bytes())
+    raw[-1000] ^= 0x01
+    damaged = out / "spse-damaged.dump.age"
+    damaged.write_bytes(bytes(raw))
+    with pytest.raises(BackupError, match=r"age could not decrypt spse-damaged\.dump\.age"):
+        Drill.dump(damaged, key)
+
+    other = tmp_path / "other.key"
+    subprocess.run(["age-keygen", "-o", str(other)], check=True, capture_output=True)
+    with pytest.raises(BackupError, match=r"age could not decrypt .*no identity matched"):
+        Drill.dump(dump.path, other)

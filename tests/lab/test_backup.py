@@ -337,6 +337,28 @@ def test_wrong_restic_key_writes_nothing_and_says_so(spse: testinfra.host.Host, 
         spse.run(f"mv {key}.good {key}")
 
 
+def test_a_repository_written_with_another_key_stops_the_role_and_is_left_as_it_is(
+    spse: testinfra.host.Host, drive: Path
+) -> None:
+    # What a local repository encrypted with another cipher pass looks like to pgBackRest:
+    # its info files are bytes it cannot decrypt (a vault from another machine, regenerated).
+    info = "/var/lib/pgbackrest/backup/spse/backup.info"
+    assert spse.run(f"cp -p {info} {info}.good && cp -p {info}.copy {info}.copy.good").rc == 0
+    try:
+        spse.check_output(f"head -c 4096 /dev/urandom | tee {info} > {info}.copy")
+        stranger = spse.check_output(f"sha256sum {info} {info}.copy")
+        res = run_playbook("spse.yml")
+        assert res.rc != 0
+        assert "pgBackRest cannot read repository 2 (/var/lib/pgbackrest)" in res.text, res.output[-3000:]
+        assert "vault_backup_pgbackrest_cipher_pass" in res.text
+        assert "Nothing was changed in the repositories" in res.text
+        assert spse.check_output(f"sha256sum {info} {info}.copy") == stranger
+    finally:
+        spse.run(f"mv {info}.good {info} && mv {info}.copy.good {info}.copy")
+    res = spse.run("runuser -u postgres -- pgbackrest --stanza=spse --repo=2 info")
+    assert res.rc == 0 and "status: ok" in res.stdout, res.stdout + res.stderr
+
+
 def test_sigkill_midway_keeps_the_last_good_copy_and_the_next_run_succeeds(
     spse: testinfra.host.Host, drive: Path
 ) -> None:

@@ -9,11 +9,14 @@ import datetime as dt
 import gzip
 import html
 import json
+import re
 import socket
 import subprocess
+import threading
 import time
 import urllib.request
 from collections.abc import Iterator
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,7 +26,7 @@ from lpse_status.incidents import explain, on_notification, postmortem
 from lpse_status.prom import Prometheus, PrometheusError
 from lpse_status.records import Incident, incidents, maintenance_windows
 from lpse_status.report import Quarter, build, render_html
-from lpse_status.web import Settings, current_state, ops_page, public_page
+from lpse_status.web import Settings, current_state, make_handler, ops_page, public_page
 
 STEP = 10
 # A fixed past period (in 2026 Q4), kept by a retention far longer than the test will live.
@@ -192,6 +195,47 @@ def test_public_page_in_both_languages_shows_the_figures_notice_and_explained_in
     assert 'data-state="maintenance"' in during and 'id="maintenance"' in during and "Ganti disk" in during
     down = public_page(s, "id", now=OUTAGE[0] + 600)
     assert 'data-state="down"' in down and "SPSE sedang terganggu" in down
+
+
+def prometheus_queries(url: str) -> int:
+    """Instant queries Prometheus has answered so far, by its own count."""
+    with urllib.request.urlopen(f"{url}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    return sum(
+        int(float(m[1]))
+        for m in re.finditer(r'^prometheus_http_requests_total\{[^}]*handler="/api/v1/query"[^}]*\} (\S+)$', text, re.M)
+    )
+
+
+def test_readers_within_a_minute_share_one_computation_of_the_uptime_figures(prometheus: str, tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(settings(prometheus, tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    page_url = f"http://127.0.0.1:{server.server_address[1]}/"
+    try:
+
+        def load(query: str = "") -> tuple[str, int]:
+            before = prometheus_queries(prometheus)
+            with urllib.request.urlopen(page_url + query, timeout=30) as r:
+                body = r.read().decode()
+            return body, prometheus_queries(prometheus) - before
+
+        first, asked_first = load()
+        again, asked_again = load("?lang=en")
+        assert asked_first >= 1 + 3, "the current state, and at least one query per uptime figure"
+        assert asked_again == 1, "within the minute only the current state is asked for"
+        assert re.findall(r"[\d.]+%", first) == re.findall(r"[\d.]+%", again)
+        # An announced window changes the figures at once.
+        (tmp_path / "maintenance").mkdir()
+        (tmp_path / "maintenance" / f"{MAINT[1]}.json").write_text(
+            json.dumps({"start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(MAINT[0])),
+                        "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(MAINT[1])), "ended_at": None,
+                        "reason_id": "Ganti disk", "reason_en": "Disk replacement", "forced_over_blackouts": []})
+        )  # fmt: skip
+        _, asked_after = load()
+        assert asked_after > 1
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def test_pages_say_so_when_prometheus_is_gone(tmp_path: Path) -> None:
