@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from lpse_backup.documents import BackupError
 from lpse_backup.drill import Drill
-from lpse_backup.dump import dump_database
+from lpse_backup.dump import Dump, dump_database
 
 from tests.backup.conftest import Cluster, new_cluster, remove_cluster
 
@@ -47,13 +47,19 @@ def age_key(tmp_path: Path) -> tuple[Path, str]:
     return key, recipient.strip()
 
 
-def test_the_dump_is_ciphertext_and_restores_with_stock_tools(
-    cluster: Cluster, tmp_path: Path, age_key: tuple[Path, str]
-) -> None:
-    key, recipient = age_key
+@pytest.fixture()
+def dump(cluster: Cluster, tmp_path: Path, age_key: tuple[Path, str]) -> Dump:
+    """A good dump of the test database, alone in its directory."""
     out = tmp_path / "dumps"
     out.mkdir()
-    dump = dump_database("spse", out, [recipient], pg_dump=cluster.pg_dump())
+    return dump_database("spse", out, [age_key[1]], pg_dump=cluster.pg_dump())
+
+
+def test_the_dump_is_ciphertext_and_restores_with_stock_tools(
+    cluster: Cluster, dump: Dump, age_key: tuple[Path, str]
+) -> None:
+    key, _ = age_key
+    out = dump.path.parent
     assert dump.path.name.startswith("spse-") and dump.path.name.endswith(".dump.age")
     raw = dump.path.read_bytes()
     assert raw.startswith(b"age-encryption.org/v1") and MARKER.encode() not in raw
@@ -70,12 +76,10 @@ def test_the_dump_is_ciphertext_and_restores_with_stock_tools(
 
 
 def test_a_failed_dump_leaves_no_file_and_keeps_the_last_good_one(
-    cluster: Cluster, tmp_path: Path, age_key: tuple[Path, str]
+    cluster: Cluster, dump: Dump, age_key: tuple[Path, str]
 ) -> None:
     _, recipient = age_key
-    out = tmp_path / "dumps"
-    out.mkdir()
-    good = dump_database("spse", out, [recipient], pg_dump=cluster.pg_dump())
+    good, out = dump, dump.path.parent
     before = good.path.read_bytes()
     with pytest.raises(BackupError, match="pg_dump of no_such_db failed"):
         dump_database("no_such_db", out, [recipient], pg_dump=cluster.pg_dump())
@@ -93,19 +97,16 @@ def test_no_recipient_is_refused(tmp_path: Path) -> None:
 
 
 def test_the_drill_reads_the_whole_dump_back_and_fails_on_damage_anywhere(
-    cluster: Cluster, tmp_path: Path, age_key: tuple[Path, str]
+    dump: Dump, tmp_path: Path, age_key: tuple[Path, str]
 ) -> None:
-    key, recipient = age_key
-    out = tmp_path / "dumps"
-    out.mkdir()
-    dump = dump_database("spse", out, [recipient], pg_dump=cluster.pg_dump())
+    key, _ = age_key
     assert dump.bytes > 4 * 65536
     assert Drill.dump(dump.path, key).startswith(f"{dump.path.name}: 2 tables, all ")
 
     # One byte changed near the end: the head of the archive still decrypts.
     raw = bytearray(dump.path.read_bytes())
     raw[-1000] ^= 0x01
-    damaged = out / "spse-damaged.dump.age"
+    damaged = dump.path.parent / "spse-damaged.dump.age"
     damaged.write_bytes(bytes(raw))
     with pytest.raises(BackupError, match=r"age could not decrypt spse-damaged\.dump\.age"):
         Drill.dump(damaged, key)
