@@ -261,6 +261,20 @@ def test_unplugged_drive_fails_only_the_drive_and_never_stalls_wal_archiving(
         lab.plug(spse_host, lab.drive_image("lpse-backup-1"), DRIVE_NAME)
 
 
+def test_after_a_crash_commits_reach_the_archive_within_archive_timeout(
+    spse: testinfra.host.Host, provisioned: object
+) -> None:
+    # The server loses power: PostgreSQL is killed, then started again. Without the role's
+    # checkpoint after the start, the checkpointer slept until its next checkpoint (minutes) and
+    # WAL segments were not closed on archive_timeout (30 s in the lab) in the meantime.
+    assert spse.run("systemctl kill -s KILL postgresql@15-main").rc == 0
+    time.sleep(1)
+    assert spse.run("systemctl start postgresql@15-main").rc == 0
+    psql(spse, "INSERT INTO audit_log (actor, action, detail) VALUES ('lab-test', 'marker', 'after a crash')")
+    segment = psql(spse, "SELECT pg_walfile_name(pg_current_wal_lsn())")
+    assert wait_archived(spse, segment, 30 + 20), "the commit was not archived within archive_timeout"
+
+
 def test_a_stranger_drive_is_refused_and_left_untouched(spse: testinfra.host.Host, spse_host: lab.LabHost) -> None:
     stranger = fresh_drive(spse_host, "usb-pribadi", size_mb=64)
     try:
