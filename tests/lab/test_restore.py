@@ -122,3 +122,7 @@ def test_restore_playbook_makes_a_fresh_host_the_spse_server_again_from_either_t
     print(f"SPSE server back to the drive's latest copy: {took:.0f} s")
     assert has(host.address, before) and has(host.address, since) and not has(host.address, after)
     serves_restored_data(host.address, bids)
+    # What it commits from now on can be restored from the bucket before its next backup: the
+    # drill restores the bucket's newest backup (made on the old timeline) to a fresh mark.
+    drill = remote(host.address, f"{LPSE_BACKUP} drill --target s3")
+    assert "[drill database <- s3] ok" in drill, drill
