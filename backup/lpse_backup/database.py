@@ -13,13 +13,16 @@ stanza it reads from.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lpse_backup.documents import BackupError
+from lpse_backup.errors import BackupError
+
+NIGHT = "lpse-night"
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,12 @@ class BackupSet:
     stopped: int
     size_bytes: int
     repo_bytes: int
+    # The job's clock when it took the backup (annotation lpse-night); its stop time if none.
+    night: float = 0.0
+
+    @property
+    def is_full(self) -> bool:
+        return self.type == "full"
 
 
 @dataclass(frozen=True)
@@ -59,9 +68,21 @@ class PgBackRest:
         """The cluster archives WAL to every repository and the config is sound."""
         self.run("check")
 
-    def backup(self, repo: int, kind: str = "incr") -> BackupSet:
-        self.run(f"--repo={repo}", f"--type={kind}", "backup")
+    def backup(self, repo: int, kind: str, night: dt.datetime) -> BackupSet:
+        """A backup of `kind` (full, diff, incr) into `repo`, annotated with the job's clock;
+        pgBackRest then expires what the repository's retention no longer keeps (fulls beyond
+        repo-retention-full, with their increments and WAL)."""
+        self.run(f"--repo={repo}", f"--type={kind}", f"--annotation={NIGHT}={night.isoformat()}", "backup")
         return self.backups(repo)[-1]
+
+    def next_kind(self, repo: int, now: dt.datetime, full_every_days: float, between: str) -> str:
+        """`full` when the repository holds no full backup, or its newest full was taken
+        `full_every_days` or more ago by the job's clock; `between` (incr or diff) otherwise."""
+        fulls = [b for b in self.backups(repo) if b.is_full]
+        if not fulls:
+            return "full"
+        age_days = (now.timestamp() - fulls[-1].night) / 86400
+        return "full" if age_days >= full_every_days - 0.01 else between  # a night run a bit early counts
 
     def backups(self, repo: int, repo_path: Path | None = None) -> list[BackupSet]:
         # info exits 0 even when it cannot read the repository; the status code says why.
@@ -74,6 +95,7 @@ class PgBackRest:
                 message = " ".join(str(status.get("message", "")).split())[:300]
                 raise BackupError(f"pgbackrest cannot read repo{repo} of stanza {self.stanza}: {message}")
             for b in stanza.get("backup", []):
+                night = (b.get("annotation") or {}).get(NIGHT)
                 out.append(
                     BackupSet(
                         b["label"],
@@ -83,13 +105,22 @@ class PgBackRest:
                         int(b["timestamp"]["stop"]),
                         int(b["info"]["size"]),
                         int(b["info"]["repository"]["delta"]),
+                        dt.datetime.fromisoformat(night).timestamp() if night else float(b["timestamp"]["stop"]),
                     )
                 )
         return out
 
-    def verify(self, repo: int) -> None:
-        """Checksums of every backup file and WAL segment in the repository."""
-        self.run(f"--repo={repo}", "verify")
+    def verify(self, repo: int, repo_path: Path | None = None) -> None:
+        """Checksums of every backup file and WAL segment in the repository (or in the copy of it
+        at `repo_path`). pgBackRest 2.45 exits 0 even when it finds damaged files (seen here: a
+        flipped byte in a backup file gave exit 0): only its report tells, so it is read."""
+        where = [f"--repo{repo}-path={repo_path}"] if repo_path else []
+        report = self.run(f"--repo={repo}", *where, "--output=text", "verify")
+        if "status: error" in report:
+            detail = " ".join(ln.strip() for ln in report.splitlines() if ln.startswith("  "))
+            raise BackupError(
+                f"pgbackrest verify found damage in repo{repo}{f' at {repo_path}' if repo_path else ''}: {detail[:600]}"
+            )
 
     def restore(self, repo: int, pg_path: Path, target_time: str | None = None, repo_path: Path | None = None) -> None:
         """Restore into `pg_path` (empty), to the end of the archive or to `target_time`

@@ -15,9 +15,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-class BackupError(RuntimeError):
-    """A backup step failed; the message says what and how to fix it."""
+from lpse_backup.errors import BackupError
 
 
 @dataclass(frozen=True)
@@ -85,8 +83,17 @@ class Restic:
         self.run("init")
         return True
 
-    def backup(self, paths: Iterable[Path], tags: Iterable[str] = (), excludes: Iterable[str] = ()) -> Snapshot:
+    def backup(
+        self,
+        paths: Iterable[Path],
+        tags: Iterable[str] = (),
+        excludes: Iterable[str] = (),
+        when: dt.datetime | None = None,
+    ) -> Snapshot:
+        """A snapshot of `paths`, dated `when` (the job's clock, which retention reads) if given."""
         args = ["backup", "--json", "--one-file-system"]
+        if when is not None:  # restic reads this as local time
+            args += ["--time", when.astimezone().strftime("%Y-%m-%d %H:%M:%S")]
         for t in tags:
             args += ["--tag", t]
         for x in excludes:

@@ -21,24 +21,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from lpse_backup import metrics
 from lpse_backup.database import PgBackRest
-from lpse_backup.documents import BackupError, Restic
+from lpse_backup.documents import Restic
 from lpse_backup.dump import sha256
-
-
-@dataclass(frozen=True)
-class TableCheck:
-    table: str
-    time_column: str
-
-
-@dataclass(frozen=True)
-class DrillResult:
-    dataset: str
-    target: str
-    success: bool
-    duration_s: float
-    detail: str
+from lpse_backup.errors import BackupError, LpseBackupError
+from lpse_backup.metrics import Result
+from lpse_backup.portable import LATEST
+from lpse_backup.settings import Settings, TableCheck
+from lpse_backup.steps import Outcome, Steps
+from lpse_backup.targets import Targets
 
 
 def psql(query: str, dbname: str, port: int | None = None, host: str | None = None) -> str:
@@ -145,27 +137,42 @@ def compare_tables(
     restored: Callable[[str], str], live: Callable[[str], str], checks: Sequence[TableCheck], target: dt.datetime
 ) -> str:
     """Rows up to the target time, table by table, must be the same in the copy and the live
-    database (rows are only ever added in these tables: tenders, bids, the audit log)."""
-    found = []
+    database (rows are only ever added in these tables: tenders, bids, the audit log). A copy
+    that holds no row at all while the live database has some proves nothing: it fails."""
+    if not checks:
+        raise BackupError("no tables to compare: set backup_drill_checks (table and time column)")
+    found, restored_total = [], 0
     for c in checks:
         q = f"SELECT count(*) FROM {c.table} WHERE {c.time_column} <= '{target.isoformat()}'"
         got, want = int(restored(q)), int(live(q))
         if got != want:
             raise BackupError(f"{c.table}: the restored copy has {got} rows up to {target}, the live database {want}")
         found.append(f"{c.table} {got}")
-    return ", ".join(found)
+        restored_total += got
+    if restored_total == 0:
+        live_total = sum(int(live(f"SELECT count(*) FROM {c.table}")) for c in checks)
+        if live_total:
+            raise BackupError(
+                f"the restored copy holds no row of {', '.join(c.table for c in checks)} up to {target}, while the "
+                f"live database has {live_total}: an empty copy proves nothing"
+            )
+    return "rows compared: " + ", ".join(found)
 
 
 def compare_files(restored_root: Path, sources: Sequence[Path], snapshot_time: dt.datetime) -> str:
-    """Every live file not modified since the snapshot must be in the copy, byte for byte."""
+    """Every live file not modified since the snapshot must be in the copy, byte for byte; a
+    snapshot that matches no file at all while the live store has files fails."""
     cutoff = snapshot_time.timestamp()
-    checked = 0
+    checked = live_files = 0
     for src in sources:
         for dirpath, _, names in os.walk(src):
             for name in names:
                 live = Path(dirpath) / name
                 with contextlib.suppress(FileNotFoundError):
-                    if live.is_symlink() or live.stat().st_mtime >= cutoff:
+                    if live.is_symlink():
+                        continue
+                    live_files += 1
+                    if live.stat().st_mtime >= cutoff:
                         continue  # changed after the snapshot: not expected to match
                     copy = restored_root / live.relative_to("/")
                     if not copy.is_file():
@@ -173,7 +180,47 @@ def compare_files(restored_root: Path, sources: Sequence[Path], snapshot_time: d
                     if sha256(copy) != sha256(live):
                         raise BackupError(f"{live} differs from its restored copy")
                     checked += 1
-    return f"{checked} files identical"
+    if checked == 0 and live_files:
+        raise BackupError(
+            f"no file of the snapshot could be compared: the live store has {live_files} files, all newer than "
+            f"the snapshot ({snapshot_time.isoformat(timespec='seconds')}) or missing from it"
+        )
+    return f"{checked} files identical (of {live_files} live)"
+
+
+def tree_bytes(paths: Sequence[Path]) -> int:
+    total = 0
+    for root in paths:
+        for dirpath, _, names in os.walk(root):
+            for name in names:
+                with contextlib.suppress(OSError):
+                    total += os.lstat(os.path.join(dirpath, name)).st_size
+    return total
+
+
+def scratch_dir(configured: Path | None, busy: Sequence[Path]) -> Path:
+    """Where the drill restores to: the configured directory, else `lpse-backup-drill` on the
+    local filesystem with the most free space that is not one of `busy` (the database's, the
+    documents'), else /var/tmp/lpse-backup-drill (the free-space check then guards it)."""
+    if configured is not None:
+        return configured
+    busy_devs = {os.stat(p).st_dev for p in busy if p.exists()}
+    best: tuple[int, Path] | None = None
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        left, _, right = line.partition(" - ")
+        fields, rest = left.split(), right.split()
+        if len(fields) < 5 or not rest or rest[0] not in ("ext4", "xfs", "btrfs", "ext3", "f2fs"):
+            continue
+        mp = Path(fields[4].encode().decode("unicode_escape"))
+        if mp.parts[1:2] in (("media",), ("mnt",), ("boot",)) or "ro" in fields[5].split(","):
+            continue  # drives, manual mounts and /boot are nobody's scratch space
+        with contextlib.suppress(OSError):
+            if os.stat(mp).st_dev in busy_devs:
+                continue
+            free = shutil.disk_usage(mp).free
+            if best is None or free > best[0]:
+                best = (free, mp)
+    return best[1] / "lpse-backup-drill" if best else Path("/var/tmp/lpse-backup-drill")
 
 
 @dataclass
@@ -184,6 +231,19 @@ class Drill:
     scratch: Path
     port: int
     pg_bin: Path
+    margin_bytes: int = 512 * 2**20
+
+    def room(self, need: int, what: str) -> None:
+        """Refuse to restore what would not fit with the margin to spare: the drill must never
+        fill a filesystem that SPSE or PostgreSQL writes to."""
+        self.scratch.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.scratch).free
+        if free < need + self.margin_bytes:
+            raise BackupError(
+                f"not enough room for the drill of {what} in {self.scratch}: it restores {need / 2**30:.2f} GiB and "
+                f"keeps {self.margin_bytes / 2**30:.2f} GiB free, the filesystem has {free / 2**30:.2f} GiB. Nothing "
+                f"was restored; set backup_drill_dir to a larger filesystem (not the database's)."
+            )
 
     def database(self, repo: int, repo_path: Path | None = None, target: dt.datetime | None = None) -> str:
         """Restore to `target` and compare the rows up to it; returns what matched.
@@ -201,6 +261,7 @@ class Drill:
         # A row stamped just before the target by a transaction that committed after it is
         # rightly missing from the copy: compare up to a little before.
         compare_at -= dt.timedelta(seconds=IN_FLIGHT_S)
+        self.room(self.br.backups(repo, repo_path)[-1].size_bytes, "the database")
         cluster = ThrowawayCluster(self.scratch / "pg", self.port, self.pg_bin)
         cluster.prepare()
         try:
@@ -218,6 +279,7 @@ class Drill:
         latest = repo.latest(tag)
         if latest is None:
             raise BackupError(f"no {tag} snapshot in {repo.repository}")
+        self.room(tree_bytes(sources), f"the {tag}")
         target = self.scratch / "files"
         shutil.rmtree(target, ignore_errors=True)
         try:
@@ -259,14 +321,45 @@ class Drill:
         return f"{dump_file.name}: {int(count.stdout or 0)} tables, all {size / 2**20:.1f} MiB read back"
 
 
-def timed(dataset: str, target: str, part: Callable[[], str], out: Callable[[str], None]) -> DrillResult:
-    out(f"[drill {dataset} <- {target}] ...")
-    t0 = time.monotonic()
-    try:
-        detail = part()
-    except (BackupError, OSError) as e:
-        out(f"[drill {dataset} <- {target}] FAILED: {e}")
-        return DrillResult(dataset, target, False, time.monotonic() - t0, str(e))
-    took = time.monotonic() - t0
-    out(f"[drill {dataset} <- {target}] ok in {took:.1f} s: {detail}")
-    return DrillResult(dataset, target, True, took, detail)
+def run_drill(s: Settings, targets: Sequence[str], at: dt.datetime | None, out: Callable[[str], None]) -> list[Result]:
+    """`lpse-backup drill`: every target that is here, each part a step of its own; a drive that
+    is not plugged in (or is not of the rota) is skipped, said in one line and recorded as
+    skipped. Writes drill.prom whatever happened."""
+    t = Targets(s)
+    scratch = scratch_dir(s.drill_dir, [s.pg_data, *s.documents])
+    out(f"drill: restoring into {scratch}")
+    d = Drill(t.br, s.dbname, s.drill_checks, scratch, s.drill_port, s.pg_bin, s.drill_margin_bytes)
+    steps = Steps(out)
+
+    def part(fn: Callable[[], str]) -> Callable[[], Outcome]:
+        return lambda: Outcome(verified=True, detail=fn())
+
+    for target in targets:
+        datasets = ["database"] + (["documents"] if target != "local" else [])
+        if target == "portable":
+            try:
+                drive = t.drive()
+            except LpseBackupError as e:
+                out(f"portable drive absent: its drill is skipped ({e})")
+                for ds in datasets:
+                    steps.pair(ds, target, lambda: Outcome(skipped=True, detail="no rota drive plugged in"), "<-")
+                continue
+            repo_path: Path | None = drive.mountpoint / LATEST
+        else:
+            repo_path = None
+        repo = t.repo(target)
+        steps.pair("database", target, part(lambda r=repo, p=repo_path: d.database(r, p, at)), "<-")  # type: ignore[misc]
+        if "documents" in datasets:
+            steps.pair("documents", target, part(lambda tg=target: d.documents(t.restic(tg), s.documents)), "<-")  # type: ignore[misc]
+    if s.age_identity_file:
+        identity = s.age_identity_file
+
+        def dump() -> str:
+            newest = sorted((s.state_dir / "dumps").glob("*.dump.age"))
+            if not newest:
+                raise BackupError("no dump on the server yet: the nightly run makes one")
+            return d.dump(newest[-1], identity)
+
+        steps.pair("dump", "local", part(dump), "<-")
+    metrics.write_drill(s.textfile_dir / "drill.prom", steps.results)
+    return steps.results

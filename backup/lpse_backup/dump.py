@@ -1,10 +1,12 @@
 """The nightly logical dump of the SPSE database, encrypted with age: a copy that stock tools
 alone restore (`age -d -i key | pg_restore`), beside pgBackRest's physical backups.
 
-The dump streams `pg_dump -Fc` (already compressed) straight into `age` for the recipients' public
-keys: no plaintext touches the disk. It is written as `<name>.partial` and renamed only when
-both programs succeeded and the file is synced, so a killed or failed run never leaves a file
-that looks like a good dump, and never replaces one.
+The dump streams `pg_dump -Fc` (already compressed) through `age` for the recipients' public
+keys: no plaintext touches the disk. The ciphertext is hashed as it is written, written as
+`<name>.partial`, synced, then read back whole from the disk (not the page cache) and compared
+with that hash; only then is it renamed. A killed or failed run never leaves a file that looks
+like a good dump, and never replaces one. Every copy (the drive, the bucket) is read back and
+compared with the same hash.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lpse_backup.documents import BackupError
+from lpse_backup import clock
+from lpse_backup.errors import BackupError
 
 
 @dataclass(frozen=True)
@@ -27,12 +30,23 @@ class Dump:
     sha256: str
 
 
-def sha256(path: Path) -> str:
+def sha256(path: Path, from_disk: bool = False) -> str:
+    """SHA-256 of a file; `from_disk` first drops its cached pages, so the bytes come from the
+    device itself (a write the device lost is caught)."""
     h = hashlib.sha256()
     with path.open("rb") as f:
+        if from_disk:
+            os.fsync(f.fileno())
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def read_back(path: Path, expected: str, what: str) -> None:
+    got = sha256(path, from_disk=True)
+    if got != expected:
+        raise BackupError(f"{what} {path} reads back differently from what was written (SHA-256 {got[:12]}…)")
 
 
 def dump_database(
@@ -43,32 +57,44 @@ def dump_database(
     env: Mapping[str, str] | None = None,
     now: dt.datetime | None = None,
 ) -> Dump:
-    """pg_dump -Fc | age -r ... into out_dir/<dbname>-<UTC time>.dump.age, atomically."""
+    """pg_dump -Fc | age -r ... into out_dir/<dbname>-<UTC time>.dump.age, atomically, read back."""
     if not recipients:
         raise BackupError("no age recipients: set backup_age_recipients (public keys, age1...) in the inventory")
-    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
-    final = out_dir / f"{dbname}-{stamp}.dump.age"
+    final = out_dir / f"{dbname}-{clock.stamp(now or clock.now())}.dump.age"
     partial = final.with_name(final.name + ".partial")
-    age_cmd = ["age", "--encrypt"] + [a for r in recipients for a in ("-r", r)] + ["-o", str(partial)]
+    age_cmd = ["age", "--encrypt"] + [a for r in recipients for a in ("-r", r)]
     run_env = dict(os.environ) | dict(env or {})
+    h = hashlib.sha256()
     try:
-        with subprocess.Popen(
-            [*pg_dump, "--format=custom", "--dbname", dbname],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=run_env,
-        ) as dump:
-            assert dump.stdout is not None
-            enc = subprocess.run(age_cmd, stdin=dump.stdout, capture_output=True, env=run_env)
-            dump.stdout.close()
+        with (
+            subprocess.Popen(
+                [*pg_dump, "--format=custom", "--dbname", dbname],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=run_env,
+            ) as dump,
+            subprocess.Popen(
+                age_cmd, stdin=dump.stdout, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=run_env
+            ) as enc,
+        ):
+            assert dump.stdout is not None and enc.stdout is not None
+            dump.stdout.close()  # age holds the read end now
+            with partial.open("wb") as f:
+                for chunk in iter(lambda: enc.stdout.read(1 << 20), b""):  # type: ignore[union-attr]
+                    h.update(chunk)
+                    f.write(chunk)
+                f.flush()
+                os.fsync(f.fileno())
+            enc.wait()
             dump_err = dump.stderr.read().decode() if dump.stderr else ""
+            enc_err = enc.stderr.read().decode() if enc.stderr else ""
             dump.wait()
         if dump.returncode != 0:
             raise BackupError(f"pg_dump of {dbname} failed (exit {dump.returncode}): {dump_err.strip()[-500:]}")
         if enc.returncode != 0:
-            raise BackupError(f"age could not encrypt the dump of {dbname}: {enc.stderr.decode().strip()[-500:]}")
-        with partial.open("rb") as f:
-            os.fsync(f.fileno())
+            raise BackupError(f"age could not encrypt the dump of {dbname}: {enc_err.strip()[-500:]}")
+        digest = h.hexdigest()
+        read_back(partial, digest, "the dump")
         partial.replace(final)
         dir_fd = os.open(out_dir, os.O_RDONLY)
         try:
@@ -78,4 +104,4 @@ def dump_database(
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    return Dump(final, final.stat().st_size, sha256(final))
+    return Dump(final, final.stat().st_size, digest)

@@ -18,9 +18,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-
-class MediaError(RuntimeError):
-    """A problem with the portable drive that the operator can fix; the message says how."""
+from lpse_backup.errors import MediaError, StateError
 
 
 @dataclass(frozen=True)
@@ -136,11 +134,19 @@ class Ledger:
     def load(cls, path: Path) -> Ledger:
         if not path.exists():
             return cls(path)
-        data = json.loads(path.read_text())
-        return cls(path, {k: DriveRecord(**v) for k, v in data["drives"].items()})
+        try:
+            data = json.loads(path.read_text())
+            return cls(path, {k: DriveRecord(**v) for k, v in data["drives"].items()})
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+            raise StateError(
+                f"the drive ledger {path} is damaged ({e.__class__.__name__}: {e}): the drive's copies are not "
+                f"made until it is fixed. Move it aside (`mv {path} {path}.damaged`): the next run starts a new "
+                "ledger. What each drive holds is on the drive itself (`pgbackrest-generations/`, `dumps/`, "
+                "`restic snapshots`)."
+            ) from e
 
     def save(self) -> None:
-        tmp = self.path.with_suffix(".tmp")
+        tmp = self.path.with_name(self.path.name + ".tmp")
         tmp.write_text(json.dumps({"drives": {k: asdict(v) for k, v in self.drives.items()}}, indent=2) + "\n")
         with tmp.open("rb") as f:
             os.fsync(f.fileno())

@@ -26,9 +26,15 @@ class Result:
     finished: float  # epoch seconds
     duration_s: float
     bytes: int = 0
-    # The check of the copy just made (pgbackrest verify, restic check); None: not reached.
+    # The check of the copy just made (pgbackrest verify, restic check, a dump read back);
+    # None: not checked this time (reported as "not verified", never as ok).
     verified: bool | None = None
     verify_s: float = 0.0
+    # A copy that is not fresh (made from a repository whose backup failed tonight): the time of
+    # the newest backup it holds, which is its age.
+    as_of: float | None = None
+    # A drill of a target that is not here (the drive at the safe): neither passed nor failed.
+    skipped: bool = False
 
 
 def previous_successes(path: Path, name: str = SUCCESS) -> dict[tuple[str, str], float]:
@@ -40,10 +46,13 @@ def previous_successes(path: Path, name: str = SUCCESS) -> dict[tuple[str, str],
 
 
 def _write_results(path: Path, results: list[Result], prefix: str, what: str, with_bytes: bool) -> None:
-    """Per dataset/target: last success time (kept from the previous file when this one failed),
-    last result, duration (and bytes). The file appears whole or not at all (temp file + rename)."""
+    """Per dataset/target: last success time and last verified time (each kept from the previous
+    file when this run did not renew it), last result, duration (and bytes), or that it was
+    skipped. The file appears whole or not at all (temp file + rename)."""
     success = f"{prefix}_last_success_timestamp_seconds"
+    checked = f"{prefix}_last_verified_timestamp_seconds"
     last_ok = previous_successes(path, success)
+    last_checked = previous_successes(path, checked)
     reg = CollectorRegistry()
     labels = ["dataset", "target"]
     ok = Gauge(success, f"When the last {what} of the dataset from/to the target succeeded", labels, registry=reg)
@@ -52,10 +61,19 @@ def _write_results(path: Path, results: list[Result], prefix: str, what: str, wi
     size = Gauge(f"{prefix}_last_run_bytes", f"Bytes the last {what} stored", labels, registry=reg)
     verified = Gauge(f"{prefix}_last_verify_success", "1 if the copy passed its check", labels, registry=reg)
     verify_s = Gauge(f"{prefix}_last_verify_duration_seconds", "Duration of the check", labels, registry=reg)
+    verified_at = Gauge(checked, f"When the copy last passed its check ({what})", labels, registry=reg)
+    skipped = Gauge(
+        f"{prefix}_last_run_skipped", f"1 if the last {what} was skipped (target absent)", labels, registry=reg
+    )
     for r in results:
         key = (r.dataset, r.target)
+        if r.skipped:
+            skipped.labels(*key).set(1)
+            continue
         if r.success:
-            last_ok[key] = r.finished
+            last_ok[key] = r.as_of if r.as_of is not None else r.finished
+        if r.success and r.verified:
+            last_checked[key] = r.finished
         run_ok.labels(*key).set(1 if r.success else 0)
         duration.labels(*key).set(r.duration_s)
         if with_bytes:
@@ -65,6 +83,8 @@ def _write_results(path: Path, results: list[Result], prefix: str, what: str, wi
             verify_s.labels(*key).set(r.verify_s)
     for key, when in last_ok.items():
         ok.labels(*key).set(when)
+    for key, when in last_checked.items():
+        verified_at.labels(*key).set(when)
     write_to_textfile(str(path), reg)
 
 
@@ -90,6 +110,7 @@ class Status:
     wal_last_failed: float
     wal_failed_count: int
     wal_ready_segments: int  # segments waiting to be archived
+    archiving: bool = True  # archive_mode is on (off after a restore, until site.yml)
 
 
 def write_status(path: Path, s: Status) -> None:
@@ -117,6 +138,9 @@ def write_status(path: Path, s: Status) -> None:
     Gauge(
         "lpse_backup_wal_archive_failures", "Failed WAL archive attempts since the statistics reset", registry=reg
     ).set(s.wal_failed_count)
+    Gauge("lpse_backup_wal_archiving_enabled", "1 if PostgreSQL archives WAL (archive_mode on)", registry=reg).set(
+        1 if s.archiving else 0
+    )
     Gauge("lpse_backup_wal_ready_segments", "WAL segments waiting to be archived (the archive lag)", registry=reg).set(
         s.wal_ready_segments
     )

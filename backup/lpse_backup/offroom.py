@@ -10,6 +10,7 @@ the bucket does not grow for ever.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,9 +20,7 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-
-class OffroomError(RuntimeError):
-    """A problem with the off-room bucket that the operator can fix; the message says how."""
+from lpse_backup.errors import OffroomError
 
 
 @dataclass(frozen=True)
@@ -193,6 +192,18 @@ def upload(o: Offroom, path: Path, key: str) -> None:
     except (ClientError, BotoCoreError, S3UploadFailedError) as e:
         cause = e.__cause__ if isinstance(e, S3UploadFailedError) and isinstance(e.__cause__, Exception) else e
         raise explain(o, cause) from e
+
+
+def sha256_of(o: Offroom, key: str) -> str:
+    """Read an object back whole from the bucket and return its SHA-256."""
+    h = hashlib.sha256()
+    try:
+        body = client(o).get_object(Bucket=o.bucket, Key=key)["Body"]
+        for chunk in iter(lambda: body.read(1 << 20), b""):
+            h.update(chunk)
+    except (ClientError, BotoCoreError) as e:
+        raise explain(o, e) from e
+    return h.hexdigest()
 
 
 def keep_newest(o: Offroom, prefix: str, keep: int) -> int:

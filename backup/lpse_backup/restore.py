@@ -6,7 +6,8 @@ itself. Nothing is deleted: the current data directory is moved aside (`<pg_data
 and /etc and the SPSE configuration go to a side directory for the operator to compare, never over
 this host's own. The restored database does not archive WAL (so a copy never writes into the
 repository it came from); once this server is the SPSE server, `playbooks/site.yml` turns
-archiving back on.
+archiving back on, and the next nightly run takes full backups (the restore leaves a state file
+that asks for them). The command's last line says so.
 """
 
 from __future__ import annotations
@@ -16,14 +17,16 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from lpse_backup.documents import BackupError, Restic
+from lpse_backup.documents import Restic
 from lpse_backup.drill import psql
-
-if TYPE_CHECKING:
-    from lpse_backup.run import Run
+from lpse_backup.errors import BackupError
+from lpse_backup.nightly import RESTORED
+from lpse_backup.portable import LATEST
+from lpse_backup.settings import Settings
+from lpse_backup.targets import Targets
 
 
 def _systemctl(action: str, unit: str) -> None:
@@ -40,8 +43,8 @@ def snapshot_at(repo: Restic, tag: str, at: dt.datetime | None) -> dict:
     return snap
 
 
-def restore_server(run: Run, source: str, at: dt.datetime | None, yes: bool) -> None:
-    s, out = run.s, run.out
+def restore_server(s: Settings, source: str, at: dt.datetime | None, yes: bool, out: Callable[[str], None]) -> None:
+    t = Targets(s)
     if not yes:
         print(
             f"This stops {s.pg_service}, moves {s.pg_data} aside and restores the database and the documents "
@@ -51,9 +54,9 @@ def restore_server(run: Run, source: str, at: dt.datetime | None, yes: bool) -> 
         )
         if sys.stdin.readline().strip() != "restore":
             raise BackupError("not confirmed: nothing was changed")
-    repo_path = run.drive().mountpoint / "pgbackrest" if source == "portable" else None
-    repo = s.local_repo if source == "portable" else s.offroom_repo
-    files = run.restic(source)
+    repo_path = t.drive().mountpoint / LATEST if source == "portable" else None
+    repo = t.repo(source)
+    files = t.restic(source)
     documents = snapshot_at(files, "documents", at)  # before anything is stopped: fail early
 
     t0 = time.monotonic()
@@ -64,7 +67,7 @@ def restore_server(run: Run, source: str, at: dt.datetime | None, yes: bool) -> 
         out(f"the data directory that was here is kept at {aside}")
     s.pg_data.mkdir(mode=0o700, exist_ok=True)
     shutil.chown(s.pg_data, "postgres", "postgres")
-    run.br.restore(repo, s.pg_data, target_time=at.isoformat(sep=" ") if at else None, repo_path=repo_path)
+    t.br.restore(repo, s.pg_data, target_time=at.isoformat(sep=" ") if at else None, repo_path=repo_path)
     _systemctl("start", s.pg_service)
     deadline = time.monotonic() + 6 * 3600
     while psql("SELECT pg_is_in_recovery()", "postgres") != "f":
@@ -85,3 +88,11 @@ def restore_server(run: Run, source: str, at: dt.datetime | None, yes: bool) -> 
             side = s.state_dir / "restored-system" / system["short_id"]
             files.restore(system["id"], side)
             out(f"/etc and the SPSE configuration of the backup are in {side} (this host's own are untouched)")
+    # The next nightly run takes full backups (a new timeline) into every repository.
+    (s.state_dir / RESTORED).write_text(f"restored from {source}{f' as of {at}' if at else ''}\n")
+    out(
+        "WAL archiving is OFF on the restored database, so no backup of it is taken yet (the "
+        "WalArchivingOff alert says so until it is on). Once this server is the SPSE server, run "
+        "`ansible-playbook -i inventories/<site> playbooks/site.yml --limit <this host>`: it turns archiving on, "
+        "and the next `lpse-backup run` takes full backups into every repository."
+    )

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from lpse_backup.documents import BackupError
 from lpse_backup.drill import Drill
 from lpse_backup.dump import Dump, dump_database
+from lpse_backup.errors import BackupError
 
 from tests.backup.conftest import Cluster, new_cluster, remove_cluster
 

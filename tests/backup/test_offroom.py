@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
-from lpse_backup.documents import BackupError, Restic
+from lpse_backup.documents import Restic
+from lpse_backup.errors import BackupError
 from lpse_backup.offroom import Offroom, OffroomError, check_bucket, client, ensure_bucket
 from lpse_lab.radosgw import S3Server
 
