@@ -15,6 +15,7 @@ ROLE = REPO / "roles" / "prometheus"
 RULES = ROLE / "templates/etc/prometheus/rules/lpse-alerts.yml.j2"
 TESTS = REPO / "tests" / "promtool" / "lpse-alerts.test.yml"
 ANNOTATION_TESTS = REPO / "tests" / "promtool" / "lpse-alerts-annotations.test.yml"
+DAYS_TESTS = REPO / "tests" / "promtool" / "lpse-alerts-days.test.yml"
 
 
 def render(tmp_path: Path) -> Path:
@@ -45,7 +46,12 @@ def test_every_alert_has_bilingual_annotations_and_a_runbook(tmp_path: Path) -> 
 def test_every_alert_is_unit_tested(tmp_path: Path) -> None:
     groups = yaml.safe_load(render(tmp_path).read_text())["groups"]
     alerts = {r["alert"] for g in groups for r in g["rules"] if "alert" in r}
-    tested = {t["alertname"] for case in yaml.safe_load(TESTS.read_text())["tests"] for t in case["alert_rule_test"]}
+    tested = {
+        t["alertname"]
+        for f in (TESTS, DAYS_TESTS)
+        for case in yaml.safe_load(f.read_text())["tests"]
+        for t in case["alert_rule_test"]
+    }
     assert alerts == tested
 
 
@@ -55,13 +61,14 @@ def test_promtool_rule_tests_pass(tmp_path: Path) -> None:
         for rule in group["rules"]:
             rule.pop("annotations", None)
     (tmp_path / "lpse-alerts-no-annotations.yml").write_text(yaml.safe_dump(rules))
-    for tests in (TESTS, ANNOTATION_TESTS):
+    files = (TESTS, ANNOTATION_TESTS, DAYS_TESTS)
+    for tests in files:
         shutil.copy(tests, tmp_path / tests.name)
     res = subprocess.run(
-        ["promtool", "test", "rules", TESTS.name, ANNOTATION_TESTS.name], cwd=tmp_path, capture_output=True, text=True
+        ["promtool", "test", "rules", *(f.name for f in files)], cwd=tmp_path, capture_output=True, text=True
     )
     assert res.returncode == 0, res.stdout + res.stderr
-    assert res.stdout.count("SUCCESS") == 2
+    assert res.stdout.count("SUCCESS") == len(files)
 
 
 def test_every_alert_has_a_runbook_section(tmp_path: Path) -> None:
