@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lpse_backup import clock
-from lpse_backup.errors import BackupError
+from lpse_backup.errors import BackupError, VerifyError
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ def sha256(path: Path, from_disk: bool = False) -> str:
 def read_back(path: Path, expected: str, what: str) -> None:
     got = sha256(path, from_disk=True)
     if got != expected:
-        raise BackupError(f"{what} {path} reads back differently from what was written (SHA-256 {got[:12]}…)")
+        raise VerifyError(f"{what} {path} reads back differently from what was written (SHA-256 {got[:12]}…)")
 
 
 def dump_database(

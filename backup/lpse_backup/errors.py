@@ -14,6 +14,10 @@ class BackupError(LpseBackupError):
     """A backup, verify or restore step failed."""
 
 
+class VerifyError(BackupError):
+    """A copy was made but did not pass its check (verify, check, read back): it does not count."""
+
+
 class MediaError(LpseBackupError):
     """A problem with the portable drive (absent, foreign, full, pulled out)."""
 

@@ -18,11 +18,12 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from lpse_backup import clock, metrics
 from lpse_backup.documents import Restic
 from lpse_backup.dump import Dump, dump_database, read_back
-from lpse_backup.errors import BackupError, OffroomError
+from lpse_backup.errors import BackupError, VerifyError
 from lpse_backup.media import Ledger
 from lpse_backup.offroom import keep_newest, sha256_of, upload
 from lpse_backup.portable import copy_file, copy_repository
@@ -30,6 +31,7 @@ from lpse_backup.settings import Settings
 from lpse_backup.steps import Outcome, Steps
 from lpse_backup.targets import Targets
 
+T = TypeVar("T")
 RESTORED = "restored"  # state file: this server was restored; the next backups are full ones
 
 
@@ -55,7 +57,7 @@ class Nightly:
         b = self.t.br.backup(repo, kind, self.now)
         self.fresh[repo] = True
         v0 = time.monotonic()
-        verified = self.verify_database(repo)
+        verified = _checked(lambda: self.verify_database(repo))
         return Outcome(b.repo_bytes, verified, time.monotonic() - v0, detail=f"{kind} backup {b.label}")
 
     def verify_database(self, repo: int) -> bool | None:
@@ -81,14 +83,14 @@ class Nightly:
         s = self.s
         drive = self.t.drive()
         self.drive_known(drive.label)
-        c = copy_repository(
-            s.local_repo_path,
-            drive,
-            s.stanza,
-            self.night,
-            s.portable_generations,
-            verify=lambda path: self.t.br.verify(s.local_repo, path),
-        )
+        took: list[float] = []
+
+        def verify(path: Path) -> None:
+            v0 = time.monotonic()
+            _checked(lambda: self.t.br.verify(s.local_repo, path))
+            took.append(time.monotonic() - v0)
+
+        c = copy_repository(s.local_repo_path, drive, s.stanza, self.night, s.portable_generations, verify)
         detail = f"copy {c.copy.name} holds up to {c.newest_backup}; {c.files_linked} files linked"
         detail += f", {c.copies_removed} old copies removed" if c.copies_removed else ""
         as_of = None
@@ -100,7 +102,7 @@ class Nightly:
                 f". NOT a fresh copy: tonight's database backup to the local repository failed, so the drive's "
                 f"newest backup is {newest.label} of {when} (its WAL since then is on the drive)"
             )
-        return Outcome(c.bytes_copied, True, 0.0, as_of=as_of, detail=detail)
+        return Outcome(c.bytes_copied, True, sum(took), as_of=as_of, detail=detail)
 
     # --- the dump ----------------------------------------------------------------------
 
@@ -126,7 +128,7 @@ class Nightly:
         upload(self.s.offroom, d.path, key)
         v0 = time.monotonic()
         if sha256_of(self.s.offroom, key) != d.sha256:
-            raise OffroomError(f"{key} in bucket {self.s.offroom.bucket} reads back differently from the dump")
+            raise VerifyError(f"{key} in bucket {self.s.offroom.bucket} reads back differently from the dump")
         verify_s = time.monotonic() - v0
         keep_newest(self.s.offroom, "dumps/", self.s.dumps_keep)
         return Outcome(d.bytes, True, verify_s, detail="read back")
@@ -157,7 +159,7 @@ class Nightly:
         snap = repo.backup(list(paths), tags=[tag], excludes=excludes, when=self.now)
         repo.forget(*(self.s.keep_s3 if target == "s3" else self.s.keep_portable))
         v0 = time.monotonic()
-        repo.check(self.s.check_subset)
+        _checked(lambda: repo.check(self.s.check_subset))
         return Outcome(snap.bytes_added, True, time.monotonic() - v0, detail=f"snapshot {snap.id[:8]}")
 
     def room_for(self, repo: Restic, tag: str, paths: tuple[Path, ...]) -> None:
@@ -223,6 +225,16 @@ class Nightly:
             (s.state_dir / RESTORED).unlink(missing_ok=True)  # a full backup on the new timeline is in both
         metrics.write(s.textfile_dir / "backup.prom", self.steps.results)
         return self.steps.results
+
+
+def _checked(check: Callable[[], T]) -> T:
+    """A check of a copy already made: its failure is a VerifyError (the copy does not count)."""
+    try:
+        return check()
+    except VerifyError:
+        raise
+    except BackupError as e:
+        raise VerifyError(str(e)) from e
 
 
 def _write_atomic(path: Path, text: str) -> None:

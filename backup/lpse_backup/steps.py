@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lpse_backup import clock
-from lpse_backup.errors import LpseBackupError
+from lpse_backup.errors import LpseBackupError, VerifyError
 from lpse_backup.metrics import Result
 
 
@@ -34,11 +34,15 @@ class Steps:
     results: list[Result] = field(default_factory=list)
 
     def pair(self, dataset: str, target: str, action: Callable[[], Outcome], arrow: str = "->") -> Result:
-        name = f"[{dataset} {arrow} {target}]"
+        drill = arrow == "<-"
+        name = f"[drill {dataset} <- {target}]" if drill else f"[{dataset} {arrow} {target}]"
         self.out(f"{name} ...")
         t0 = time.monotonic()
         try:
             o = action()
+        except VerifyError as e:
+            self.out(f"{name} FAILED its check, not counted: {e}")
+            o, ok = Outcome(verified=False), False
         except LpseBackupError as e:
             self.out(f"{name} FAILED: {e}")
             o, ok = Outcome(), False
@@ -50,6 +54,8 @@ class Steps:
             took = time.monotonic() - t0
             if o.skipped:
                 self.out(f"{name} skipped: {o.detail}")
+            elif drill:
+                self.out(f"{name} ok in {took:.1f} s: {o.detail}")
             else:
                 checked = {True: "verified", None: "NOT verified this run", False: "verify FAILED"}[o.verified]
                 self.out(
@@ -64,7 +70,7 @@ class Steps:
             clock.now().timestamp(),
             time.monotonic() - t0,
             o.bytes,
-            o.verified if ok else None,
+            o.verified if ok else (False if o.verified is False else None),
             o.verify_s,
             o.as_of,
             o.skipped,

@@ -3,17 +3,20 @@ run with the drive unplugged (the off-room side still done, the run fails, nothi
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 from lpse_backup.database import PgBackRest
 from lpse_backup.documents import Restic
 from lpse_backup.offroom import Offroom, client
 from lpse_lab.radosgw import S3Server
 
-from tests.backup.conftest import Cluster, make_drive, plug, unplug
+from tests.backup.conftest import ROTA, Cluster, make_drive, plug, unplug
 
 PAIRS = {
     ("database", "s3"), ("database", "local"), ("database", "portable"), ("dump", "local"), ("dump", "s3"),
@@ -21,58 +24,81 @@ PAIRS = {
 }  # fmt: skip
 
 
-def job_config(pg: Cluster, br: PgBackRest, o: Offroom, server: S3Server) -> Path:
+def toml(d: dict[str, Any]) -> str:
+    """The few TOML shapes the job's settings use: scalars, lists, lists of inline tables."""
+
+    def value(v: Any) -> str:
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k} = {value(x)}" for k, x in v.items()) + "}"
+        if isinstance(v, list):
+            return "[" + ", ".join(value(x) for x in v) + "]"
+        return json.dumps(v)
+
+    top = [f"{k} = {value(v)}" for k, v in d.items() if not isinstance(v, dict)]
+    tables = [
+        f"[{k}]\n" + "".join(f"{kk} = {value(vv)}\n" for kk, vv in v.items())
+        for k, v in d.items()
+        if isinstance(v, dict)
+    ]
+    return "\n".join(top) + "\n" + "".join(tables)
+
+
+def job_config(
+    pg: Cluster, br: PgBackRest, o: Offroom, server: S3Server, overrides: dict[str, dict[str, Any]] | None = None
+) -> Path:
     base = pg.base
-    (base / "docs" / "lelang-1").mkdir(parents=True)
+    (base / "docs" / "lelang-1").mkdir(parents=True, exist_ok=True)
     (base / "docs" / "lelang-1" / "penawaran.pdf").write_bytes(b"%PDF penawaran " * 4000)
     for name, text in (("s3.secret", server.secret_key), ("restic.key", "restic-test-key")):
         (base / name).write_text(text)
         (base / name).chmod(0o600)
-    subprocess.run(["age-keygen", "-o", str(base / "age.key")], check=True, capture_output=True)
+    if not (base / "age.key").exists():  # a second config for the same cluster keeps its key
+        subprocess.run(["age-keygen", "-o", str(base / "age.key")], check=True, capture_output=True)
     recipient = subprocess.run(["age-keygen", "-y", str(base / "age.key")], check=True, capture_output=True, text=True)
     repo2 = next(ln.split("=", 1)[1] for ln in br.config.read_text().splitlines() if ln.startswith("repo2-path"))
-    (base / "media").mkdir()
+    (base / "media").mkdir(exist_ok=True)
+    settings: dict[str, Any] = {
+        "state_dir": f"{base}/state",
+        "textfile_dir": f"{base}",
+        "portable": {"mountpoint": f"{base}/media", "rota": list(ROTA)},
+        "offroom": {
+            "endpoint": server.endpoint,
+            "bucket": o.bucket,
+            "access_key": server.access_key,
+            "secret_key_file": f"{base}/s3.secret",
+            "lock_days": 2,
+        },
+        "database": {
+            "pgbackrest_config": str(br.config),
+            "local_repo_path": repo2,
+            "dbname": "postgres",
+            "pg_dump": ["runuser", "-u", "postgres", "--", "pg_dump", "-h", str(pg.socket_dir)],
+        },
+        "dump": {"age_recipients": [recipient.stdout.strip()]},
+        "documents": {"paths": [f"{base}/docs"], "restic_password_file": f"{base}/restic.key"},
+        "retention": {"s3": [14, 8, 12], "portable": [7, 4, 3], "dumps": 1},
+        "verify": {"restic_subset": "100%"},
+    }
+    for section, values in (overrides or {}).items():
+        settings[section] = settings.get(section, {}) | values
     conf = base / "job.toml"
-    conf.write_text(
-        f"""state_dir = "{base}/state"
-textfile_dir = "{base}"
-[portable]
-mountpoint = "{base}/media"
-rota = ["LPSE-BACKUP-A", "LPSE-BACKUP-B"]
-[offroom]
-endpoint = "{server.endpoint}"
-bucket = "{o.bucket}"
-access_key = "{server.access_key}"
-secret_key_file = "{base}/s3.secret"
-lock_days = 2
-[database]
-pgbackrest_config = "{br.config}"
-local_repo_path = "{repo2}"
-dbname = "postgres"
-pg_dump = ["runuser", "-u", "postgres", "--", "pg_dump", "-h", "{pg.socket_dir}"]
-[dump]
-age_recipients = ["{recipient.stdout.strip()}"]
-[documents]
-paths = ["{base}/docs"]
-restic_password_file = "{base}/restic.key"
-[retention]
-s3 = [14, 8, 12]
-portable = [7, 4, 3]
-dumps = 1
-[verify]
-restic_subset = "100%"
-"""
-    )
+    conf.write_text(toml(settings))
     return conf
 
 
-def run_job(conf: Path) -> subprocess.CompletedProcess[str]:
+def lpse_backup(conf: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """The installed `lpse-backup` command, as the timers run it."""
     return subprocess.run(
-        [str(Path(sys.executable).parent / "lpse-backup"), "run", "--config", str(conf)],
+        [str(Path(sys.executable).parent / "lpse-backup"), *args, "--config", str(conf)],
         capture_output=True,
         text=True,
         timeout=900,
+        env=os.environ | (env or {}),
     )
+
+
+def run_job(conf: Path) -> subprocess.CompletedProcess[str]:
+    return lpse_backup(conf, "run")
 
 
 def metric(prom: Path, name: str, dataset: str, target: str) -> float:

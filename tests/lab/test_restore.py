@@ -14,6 +14,7 @@ the lab lifecycle test (which empties the lab's bucket).
 
 from __future__ import annotations
 
+import re
 import subprocess
 import time
 import uuid
@@ -114,7 +115,10 @@ def test_restore_playbook_makes_a_fresh_host_the_spse_server_again_from_either_t
     # retention keeps one snapshot a day, so a second run today would leave none before `target`).
     since = f"since-{uuid.uuid4().hex[:8]}"
     mark(host.address, since)
-    remote(host.address, f"{LPSE_BACKUP} run")
+    first = remote(host.address, f"{LPSE_BACKUP} run")
+    # The restore asked for full backups on the new timeline, in every repository.
+    for repo in ("s3", "local"):
+        assert re.search(rf"\[database -> {repo}\] ok .*: full backup", first), first
     t0 = time.monotonic()
     run = run_playbook("restore.yml", "--limit", host.name, "-e", "restore_from=portable")
     took = time.monotonic() - t0
