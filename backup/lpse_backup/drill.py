@@ -198,29 +198,23 @@ def tree_bytes(paths: Sequence[Path]) -> int:
     return total
 
 
+# Where a drill may restore by default, best first: the usual homes of large local data. Never a
+# mount point found elsewhere (a USB drive, a bind-mounted file).
+SCRATCH_CANDIDATES = (Path("/var/tmp"), Path("/srv"), Path("/home"), Path("/var"), Path("/opt"), Path("/"))
+
+
 def scratch_dir(configured: Path | None, busy: Sequence[Path]) -> Path:
-    """Where the drill restores to: the configured directory, else `lpse-backup-drill` on the
-    local filesystem with the most free space that is not one of `busy` (the database's, the
+    """Where the drill restores to: the configured directory, else `lpse-backup-drill` in the
+    first of SCRATCH_CANDIDATES on a filesystem that is not one of `busy` (the database's, the
     documents'), else /var/tmp/lpse-backup-drill (the free-space check then guards it)."""
     if configured is not None:
         return configured
     busy_devs = {os.stat(p).st_dev for p in busy if p.exists()}
-    best: tuple[int, Path] | None = None
-    for line in Path("/proc/self/mountinfo").read_text().splitlines():
-        left, _, right = line.partition(" - ")
-        fields, rest = left.split(), right.split()
-        if len(fields) < 5 or not rest or rest[0] not in ("ext4", "xfs", "btrfs", "ext3", "f2fs"):
-            continue
-        mp = Path(fields[4].encode().decode("unicode_escape"))
-        if mp.parts[1:2] in (("media",), ("mnt",), ("boot",)) or "ro" in fields[5].split(","):
-            continue  # drives, manual mounts and /boot are nobody's scratch space
+    for candidate in SCRATCH_CANDIDATES:
         with contextlib.suppress(OSError):
-            if os.stat(mp).st_dev in busy_devs:
-                continue
-            free = shutil.disk_usage(mp).free
-            if best is None or free > best[0]:
-                best = (free, mp)
-    return best[1] / "lpse-backup-drill" if best else Path("/var/tmp/lpse-backup-drill")
+            if candidate.is_dir() and os.stat(candidate).st_dev not in busy_devs and os.access(candidate, os.W_OK):
+                return candidate / "lpse-backup-drill"
+    return Path("/var/tmp/lpse-backup-drill")
 
 
 @dataclass

@@ -128,26 +128,13 @@ def drive_copy_restores(pg: Cluster, br: PgBackRest, repo2: Path, mountpoint: Pa
     assert b"backup-current" not in (mountpoint / "pgbackrest/backup/spse/backup.info").read_bytes()
 
     # Restore from the drive alone: the config's repo2 pointed at the drive copy.
-    on_drive = pg.base / "from-drive.conf"
-    on_drive.write_text(br.config.read_text().replace(f"repo2-path={repo2}", f"repo2-path={mountpoint}/pgbackrest"))
-    shutil.chown(on_drive, "postgres", "postgres")
-    restored = new_cluster(initdb=False)
-    try:
-        PgBackRest(on_drive).restore(2, restored.data)
-        with (restored.data / "postgresql.auto.conf").open("a") as f:
-            f.write(f"unix_socket_directories = '{restored.socket_dir}'\n")
-        restored.start()
-        deadline = time.monotonic() + 60
-        while restored.sql("postgres", "SELECT pg_is_in_recovery()") != "f":
-            assert time.monotonic() < deadline
-            time.sleep(0.5)
-        assert restored.sql("postgres", "SELECT count(*) FROM penawaran WHERE nilai = 424242") == "1"
-    finally:
-        remove_cluster(restored)
+    assert restore_from(pg, br, repo2, mountpoint / LATEST, "SELECT count(*) FROM penawaran WHERE nilai = 424242") == 1
 
 
-def restore_from(pg: Cluster, br: PgBackRest, repo2: Path, repo_path: Path) -> int:
-    """Rows of `penawaran` in a cluster restored from the repository copy at `repo_path`."""
+def restore_from(
+    pg: Cluster, br: PgBackRest, repo2: Path, repo_path: Path, count: str = "SELECT count(*) FROM penawaran"
+) -> int:
+    """`count` in a cluster restored from the repository copy at `repo_path`."""
     conf = pg.base / "from-copy.conf"
     conf.write_text(br.config.read_text().replace(f"repo2-path={repo2}", f"repo2-path={repo_path}"))
     shutil.chown(conf, "postgres", "postgres")
@@ -161,7 +148,7 @@ def restore_from(pg: Cluster, br: PgBackRest, repo2: Path, repo_path: Path) -> i
         while restored.sql("postgres", "SELECT pg_is_in_recovery()") != "f":
             assert time.monotonic() < deadline
             time.sleep(0.5)
-        return int(restored.sql("postgres", "SELECT count(*) FROM penawaran"))
+        return int(restored.sql("postgres", count))
     finally:
         remove_cluster(restored)
 
