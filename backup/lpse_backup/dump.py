@@ -43,6 +43,15 @@ def sha256(path: Path, from_disk: bool = False) -> str:
     return h.hexdigest()
 
 
+def fsync_path(path: Path | str) -> None:
+    """Flush a file or a directory (its entries: a rename is durable only once its directory is)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def read_back(path: Path, expected: str, what: str) -> None:
     got = sha256(path, from_disk=True)
     if got != expected:
@@ -96,11 +105,7 @@ def dump_database(
         digest = h.hexdigest()
         read_back(partial, digest, "the dump")
         partial.replace(final)
-        dir_fd = os.open(out_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        fsync_path(out_dir)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lpse_backup.clock import stamp
+from lpse_backup.dump import fsync_path
 from lpse_backup.errors import BackupError, MediaError
 from lpse_backup.media import Drive
 
@@ -104,16 +105,8 @@ def _point_latest(drive: Path, target: Path) -> None:
 def _sync_tree(root: Path) -> None:
     for dirpath, _, names in os.walk(root):
         for name in names:
-            fd = os.open(os.path.join(dirpath, name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(dirpath, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            fsync_path(os.path.join(dirpath, name))
+        fsync_path(dirpath)
 
 
 def _copy(src: Path, dst: Path, st: os.stat_result) -> int:
@@ -216,11 +209,7 @@ def copy_repository(
         if c not in kept:
             shutil.rmtree(c)
             removed += 1
-    fd = os.open(drive.mountpoint, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_path(drive.mountpoint)
     return CopyResult(final, labels[-1], len(to_copy), copied, linked, removed)
 
 
