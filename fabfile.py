@@ -111,12 +111,19 @@ def disk_cleanup(c: Any, host: str, dry_run: bool = True, yes: bool = False) -> 
 
 @task(
     positional=["host"],
-    help=CHANGE_HELP | {"source": "s3 (off-room bucket) or portable (the drive)", "time": "point in time, ISO 8601"},
+    help=CHANGE_HELP
+    | {
+        "source": "s3 (off-room bucket) or portable (the drive)",
+        "time": "point in time, ISO 8601",
+        "force": "restore over a server that still holds SPSE data (it is moved aside)",
+    },
 )
 @on_call
-def restore(c: Any, host: str, source: str = "s3", time: str = "", dry_run: bool = False, yes: bool = False) -> None:
+def restore(
+    c: Any, host: str, source: str = "s3", time: str = "", dry_run: bool = False, yes: bool = False, force: bool = False
+) -> None:
     """Restore the SPSE database and documents onto the host (playbooks/restore.yml)."""
-    changes.restore(Site.load(), host, source, time, dry_run, yes)
+    changes.restore(Site.load(), host, source, time, dry_run, yes, force)
 
 
 @task(

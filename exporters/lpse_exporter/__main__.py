@@ -26,7 +26,7 @@ def build(cfg: Config) -> tuple[CollectorRegistry, ProbeSource]:
     sources: list[Source] = [
         DiskSource(cfg.root, cfg.filesystem_roles),
         MemorySource(cfg.root),
-        NetworkSource(cfg.root, cfg.uplinks_bps),
+        NetworkSource(cfg.root, cfg.uplinks_bps, include=cfg.interfaces_include, exclude=cfg.interfaces_exclude),
         BootSource(cfg.root),
         probes,
         TextfileSource(cfg.textfile_dir),

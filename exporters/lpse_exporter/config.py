@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lpse_exporter.collectors.network import VIRTUAL_INTERFACES
 from lpse_exporter.collectors.uptime import InternetTarget, SpseCheck, TlsTarget
 
 
@@ -31,6 +32,8 @@ class Config:
     textfile_dir: Path = Path("/var/lib/lpse-exporter/textfile")
     filesystem_roles: dict[str, str] = field(default_factory=dict)
     uplinks_bps: dict[str, float] = field(default_factory=dict)
+    interfaces_include: tuple[str, ...] = ("*",)
+    interfaces_exclude: tuple[str, ...] = VIRTUAL_INTERFACES
     spse: SpseCheck | None = None
     internet: tuple[InternetTarget, ...] = ()
     tls: tuple[TlsTarget, ...] = ()
@@ -82,6 +85,8 @@ def parse(data: dict[str, Any]) -> Config:
         textfile_dir=Path(_get(data, "textfile_dir", str, "", "/var/lib/lpse-exporter/textfile")),
         filesystem_roles=dict(_get(data, "filesystem_roles", dict, "", {})),
         uplinks_bps=uplinks,
+        interfaces_include=tuple(_get(data, "interfaces_include", list, "", ["*"])),
+        interfaces_exclude=tuple(_get(data, "interfaces_exclude", list, "", list(VIRTUAL_INTERFACES))),
         spse=spse,
         internet=tuple(internet),
         tls=tuple(tls),

@@ -46,6 +46,8 @@ def _new_secrets() -> dict[str, str]:
         "vault_status_ops_password_bcrypt": bcrypt.hashpw(ops.encode(), bcrypt.gensalt(rounds=10)).decode(),
         # Backups: the off-room bucket's secret key, and the three encryption keys.
         "vault_backup_offroom_secret_key": secrets.token_urlsafe(30),
+        # Alertmanager's bearer token for the status board's incident webhook.
+        "vault_incident_webhook_token": secrets.token_urlsafe(32),
         "vault_backup_pgbackrest_cipher_pass": secrets.token_urlsafe(36),
         "vault_backup_restic_password": secrets.token_urlsafe(36),
         **age_keypair(),

@@ -104,12 +104,16 @@ def maintenance(
     run_playbook(cmd, say)
 
 
-def restore(site: Site, name: str, source: str, when: str, dry_run: bool, yes: bool, say: Say = print) -> None:
-    """Rebuild `name` as the SPSE server from the backups: playbooks/restore.yml."""
+def restore(
+    site: Site, name: str, source: str, when: str, dry_run: bool, yes: bool, force: bool = False, say: Say = print
+) -> None:
+    """Rebuild `name` as the SPSE server from the backups: playbooks/restore.yml (which refuses a
+    server that still holds SPSE data unless `force`)."""
     site.host(name, "spse_servers")
     if source not in ("s3", "portable"):
         raise RunbookError("--source must be s3 (the off-room bucket) or portable (the drive in the server)")
     extra = ["--limit", name, "-e", f"restore_from={source}"] + (["-e", f"restore_time={when}"] if when else [])
+    extra += ["-e", "restore_force=true"] if force else []
     cmd = playbook(site, "restore.yml", *extra)
     if dry_run:
         say("dry run: would run " + shlex.join(cmd[1:]))

@@ -103,11 +103,14 @@ def collect_status(site: Site, name: str) -> Status:
     down = [u for u, s in data["units"].items() if s["active"] != "active" and u != "lpse-backup"]
     units = ", ".join(f"{u} {s['active']}" for u, s in data["units"].items() if u != "lpse-backup")
     line("Services", units or "none of the LPSE services", bool(down))
+    limits = site.thresholds  # the alert rules' own
     for d in data["disks"]:
         used = 1 - d["avail"] / d["size"] if d["size"] else 0
-        line("Disk", f"{d['mountpoint']}: {used:.0%} used, {gib(d['avail'])} free of {gib(d['size'])}", used >= 0.9)
+        low = bool(d["size"]) and d["avail"] / d["size"] < limits.disk_critical_ratio
+        line("Disk", f"{d['mountpoint']}: {used:.0%} used, {gib(d['avail'])} free of {gib(d['size'])}", low)
     m = data["memory"]
-    line("RAM", f"{gib(m['available'])} available of {gib(m['total'])}", m["available"] < 0.1 * m["total"])
+    low = m["available"] < limits.memory_critical_ratio * m["total"]
+    line("RAM", f"{gib(m['available'])} available of {gib(m['total'])}", low)
     for link in data["links"]:
         line("Link", f"{link['interface']} {link['state']}", link["state"] not in ("up", "unknown"))
     line("Load", " ".join(f"{x:.2f}" for x in data["load"]) + f", up {ago(now - data['boot_time'])[:-4]}")
@@ -119,7 +122,7 @@ def collect_status(site: Site, name: str) -> Status:
     for key in sorted(set(last) | set(ok)):
         failed = ok.get(key) == 0
         text = f"{key[0]} -> {key[1]}: last good copy {ago(now - last[key]) if key in last else 'never'}"
-        stale = now - last.get(key, 0) > 2 * 86400
+        stale = now - last.get(key, 0) > limits.backup_stale_hours * 3600
         line("Backup", text + (" (the last run FAILED)" if failed else ""), failed or stale)
     if data["spse"] is not None and not last:
         line("Backup", "no backup has run on this host yet", True)

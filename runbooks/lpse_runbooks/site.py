@@ -13,8 +13,9 @@ import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
+import yaml
 from fabric import Connection
 from paramiko import RejectPolicy
 
@@ -59,9 +60,39 @@ def _known_hosts(common_args: str) -> str | None:
 
 
 @dataclass(frozen=True)
+class Thresholds:
+    """The alert rules' own thresholds (the prometheus role's `prometheus_alert_*`, as the
+    monitoring server's inventory sets them), so `fab status` calls bad what pages."""
+
+    disk_critical_ratio: float
+    memory_critical_ratio: float
+    backup_stale_hours: float
+
+    VARIABLES: ClassVar[dict[str, str]] = {
+        "disk_critical_ratio": "prometheus_alert_disk_critical_ratio",
+        "memory_critical_ratio": "prometheus_alert_memory_critical_ratio",
+        "backup_stale_hours": "prometheus_alert_backup_stale_hours",
+    }
+
+    @classmethod
+    def of(cls, site_vars: dict[str, object]) -> Thresholds:
+        defaults = yaml.safe_load((REPO / "roles/prometheus/defaults/main.yml").read_text())
+        values = {}
+        for field_name, var in cls.VARIABLES.items():
+            raw = site_vars.get(var, defaults[var])
+            try:
+                values[field_name] = float(str(raw))
+            except ValueError:
+                msg = f"{var} must be a number, not {raw!r} (the inventory of the monitoring server)"
+                raise RunbookError(msg) from None
+        return cls(**values)
+
+
+@dataclass(frozen=True)
 class Site:
     inventory: Path
     hosts: dict[str, Host]
+    thresholds: Thresholds
 
     @classmethod
     def load(cls, inventory: str | os.PathLike[str] | None = None) -> Site:
@@ -92,6 +123,7 @@ class Site:
         inv = InventoryManager(loader=loader, sources=[str(path)])
         variables = VariableManager(loader=loader, inventory=inv)
         hosts = {}
+        monitor_vars: dict[str, object] = {}
         for h in inv.get_hosts():
             v = variables.get_vars(host=h)
             t = Templar(loader=loader, variables=v)
@@ -108,7 +140,9 @@ class Site:
                 groups=tuple(sorted(g.name for g in h.get_groups() if g.name not in ("all", "ungrouped"))),
                 port=int(str(get("ansible_port", 22))),
             )
-        return cls(path, hosts)
+            if "monitoring_servers" in hosts[h.name].groups and not monitor_vars:
+                monitor_vars = {var: get(var) for var in Thresholds.VARIABLES.values() if var in v}
+        return cls(path, hosts, Thresholds.of(monitor_vars))
 
     def host(self, name: str, group: str | None = None) -> Host:
         if name not in self.hosts:

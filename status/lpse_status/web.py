@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import hmac
 import json
 import logging
 import threading
@@ -46,6 +47,7 @@ class Settings:
     port: int = 9180
     target: float = 0.995  # the availability the LPSE promises (shown beside the figures)
     timezone: dt.tzinfo = WIB
+    webhook_token: str = ""  # Alertmanager's bearer token; empty: the webhook refuses everything
 
     @classmethod
     def load(cls, path: Path) -> Settings:
@@ -62,6 +64,7 @@ class Settings:
             port=int(d.get("port", 9180)),
             target=float(d.get("availability_target", 0.995)),
             timezone=dt.timezone(dt.timedelta(hours=offset), name),
+            webhook_token=str(d.get("webhook_token", "")),
         )
 
 
@@ -343,6 +346,12 @@ def make_handler(s: Settings) -> type[BaseHTTPRequestHandler]:
         def do_POST(self) -> None:
             if urllib.parse.urlsplit(self.path).path != "/alertmanager":
                 self._send(404, "not found\n", "text/plain")
+                return
+            # Only Alertmanager opens incidents: any other process on the host could reach this port.
+            sent = self.headers.get("Authorization", "").removeprefix("Bearer ").encode()
+            if not s.webhook_token or not hmac.compare_digest(sent, s.webhook_token.encode()):
+                log.warning("webhook: refused a notification from %s without the right token", self.address_string())
+                self._send(401, "a bearer token is required (alertmanager_incident_webhook_token)\n", "text/plain")
                 return
             try:
                 size = int(self.headers.get("Content-Length", "0"))

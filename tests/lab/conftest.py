@@ -6,24 +6,78 @@ the run (`.venv/bin/lpse-lab down` stops it). Needs root, like the lab itself.
 
 from __future__ import annotations
 
+import base64
+import functools
+import http.client
+import json
 import os
 import re
+import socket
+import ssl
 import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import testinfra
 from lpse_lab import lab
-from lpse_lab.cli import BOOTSTRAP_CMD, ansible_env, bootstrap_env, playbook_cmd
+from lpse_lab.cli import BOOTSTRAP_CMD, ansible_env, bootstrap_env, lab_secrets, playbook_cmd
 
 REPO = lab.REPO
 BIN = Path(sys.executable).parent
 LAB_CA = lab.STATE_DIR / "pki" / "lab-ca.crt"
 
 pytestmark = pytest.mark.lab
+
+
+@functools.cache
+def ops_login() -> tuple[str, str]:
+    """The lab's operations login (the /ops logins also open /prometheus/ and /alertmanager/)."""
+    return "ops", lab_secrets()["vault_status_ops_password"]
+
+
+class _NamedHTTPS(http.client.HTTPSConnection):
+    """HTTPS to an address, the certificate checked for a name (the lab has no DNS here)."""
+
+    def __init__(self, address: str, name: str) -> None:
+        super().__init__(address, 443, timeout=15, context=ssl.create_default_context(cafile=str(LAB_CA)))
+        self.name = name
+
+    def connect(self) -> None:
+        sock = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.name)  # type: ignore[attr-defined]
+
+
+def front_door(
+    address: str, path: str, body: object = None, method: str | None = None, login: tuple[str, str] | None = None
+) -> tuple[int, bytes]:
+    """A request to the monitoring server's HTTPS front door (the status board's site), as an
+    operator in the office makes it: `path` like /prometheus/api/v1/query?…; JSON `body`."""
+    headers = {"Host": "monitor"}
+    if body is not None:
+        headers["Content-Type"] = "application/json"
+    if login:
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(login).encode()).decode()
+    conn = _NamedHTTPS(address, "monitor")
+    try:
+        conn.request(
+            method or ("GET" if body is None else "POST"), path, None if body is None else json.dumps(body), headers
+        )
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()
+
+
+def monitoring_api(address: str, service: str, path: str, body: object = None, method: str | None = None) -> Any:
+    """JSON from Prometheus (`service` "prometheus") or Alertmanager through the front door with the
+    operations login; fails the test on any status but 200."""
+    status, data = front_door(address, f"/{service}/{path}", body, method, ops_login())
+    assert status == 200, (service, path, status, data[:500])
+    return json.loads(data) if data.strip() else None
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -8,13 +8,11 @@ the fault tests break the SPSE host for real and time the e-mails.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
-import urllib.request
 import uuid
 
 import pytest
-from conftest import run_playbook
+from conftest import monitoring_api, run_playbook
 from lpse_lab import faults, lab, oncall
 from test_spse_host import https_get
 
@@ -25,14 +23,7 @@ WAIT = 30.0  # lab: group_wait 2 s (critical) / 5 s (warning), group_interval 5 
 
 
 def post_alerts(address: str, alerts: list[dict]) -> None:
-    req = urllib.request.Request(
-        f"http://{address}:9093/api/v2/alerts",
-        data=json.dumps(alerts).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    with urllib.request.urlopen(req, timeout=10) as r:
-        assert r.status == 200
+    monitoring_api(address, "alertmanager", "api/v2/alerts", alerts)
 
 
 def alert(name: str, severity: str, instance: str, ended: bool = False, **labels: str) -> dict:
@@ -164,8 +155,11 @@ def test_fault_reaches_oncall_by_mail_and_resolves(
 
 
 def silences(address: str) -> list[dict]:
-    with urllib.request.urlopen(f"http://{address}:9093/api/v2/silences", timeout=10) as r:
-        return [s for s in json.load(r) if s["createdBy"] == "lpse-ops maintenance"]
+    return [
+        s
+        for s in monitoring_api(address, "alertmanager", "api/v2/silences")
+        if s["createdBy"] == "lpse-ops maintenance"
+    ]
 
 
 def test_maintenance_window_shows_the_page_and_silences_spse_until_its_end(

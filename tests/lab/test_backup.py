@@ -9,7 +9,6 @@ the metrics, that the previous copy still restores, and that WAL archiving was n
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import time
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from conftest import run_playbook
+from conftest import monitoring_api, run_playbook
 from lpse_backup.offroom import Offroom, client
 from lpse_lab import lab, radosgw
 from lpse_lab.cli import DRIVE_NAME, lab_secrets
@@ -163,8 +162,7 @@ def test_timer_unit_copies_every_dataset_to_every_target_and_prometheus_sees_it(
     deadline = time.monotonic() + 30
     while True:
         q = urllib.parse.urlencode({"query": "sum(lpse_backup_last_run_success)"})
-        with urllib.request.urlopen(f"http://{address['monitor']}:9090/api/v1/query?{q}", timeout=10) as r:
-            result = json.load(r)["data"]["result"]
+        result = monitoring_api(address["monitor"], "prometheus", f"api/v1/query?{q}")["data"]["result"]
         if result and float(result[0]["value"][1]) == 10:
             break
         assert time.monotonic() < deadline, result

@@ -157,6 +157,28 @@ def test_link_down_is_reported() -> None:
     assert recovers("lpse_internet_probe_up", target="gateway")  # the probes see the link again
 
 
+def test_a_container_runtimes_veths_add_no_series() -> None:
+    """20 veth pairs (40 interfaces) and a bridge in the SPSE host's namespace, as a container
+    runtime makes them: the network series stay those of the host's own link."""
+
+    def network_series() -> set[tuple]:
+        return {k for k in scrape_inside("lab-spse") if k[0].startswith("lpse_network_")}
+
+    before = network_series()
+    assert any(dict(labels).get("interface") == "host0" for _, labels in before)
+    ns = ["ip", "-n", "lab-spse"]
+    try:
+        subprocess.run([*ns, "link", "add", "br-lpsetest", "type", "bridge"], check=True)
+        for i in range(20):
+            subprocess.run([*ns, "link", "add", f"veth{i}a", "type", "veth", "peer", "name", f"veth{i}b"], check=True)
+            subprocess.run([*ns, "link", "set", f"veth{i}a", "up"], check=True)
+        assert network_series() == before
+    finally:
+        subprocess.run([*ns, "link", "del", "br-lpsetest"], capture_output=True)
+        for i in range(20):
+            subprocess.run([*ns, "link", "del", f"veth{i}a"], capture_output=True)
+
+
 def test_metrics_pass_promtool_lint(monitor: testinfra.host.Host) -> None:
     text = monitor.check_output("curl -sf http://spse:9120/metrics")
     res = subprocess.run(["promtool", "check", "metrics"], input=text + "\n", capture_output=True, text=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import ssl
 import time
@@ -11,7 +10,7 @@ import urllib.request
 
 import pytest
 import testinfra
-from conftest import LAB_CA
+from conftest import LAB_CA, monitoring_api
 from test_exporter import one, scrape_inside, spse_documents
 from test_spse_host import https_get_bytes
 
@@ -19,9 +18,7 @@ pytestmark = pytest.mark.lab
 
 
 def api(address: str, path: str, **params: str) -> dict:
-    url = f"http://{address}:9090/api/v1/{path}?{urllib.parse.urlencode(params)}"
-    with urllib.request.urlopen(url, timeout=10) as r:
-        body = json.load(r)
+    body = monitoring_api(address, "prometheus", f"api/v1/{path}?{urllib.parse.urlencode(params)}")
     assert body["status"] == "success", body
     return body["data"]
 

@@ -75,6 +75,23 @@ def serves_restored_data(address: str, bids: int) -> None:
     assert remote(address, "systemctl is-enabled lpse-backup.timer") == "enabled"
 
 
+def test_restore_refuses_a_group_and_a_server_that_holds_spse_data(
+    provisioned: object,
+    address: dict[str, str],
+) -> None:
+    rows = psql(address["spse"], "SELECT count(*) FROM penawaran;")
+    group = run_playbook("restore.yml", "--limit", "spse_servers", "-e", "restore_from=s3")
+    assert group.rc != 0 and "onto which one server by its inventory name" in group.text, group.text[-2000:]
+    assert "this run would reach spse" in group.text
+    unforced = run_playbook("restore.yml", "--limit", "spse", "-e", "restore_from=s3")
+    assert unforced.rc != 0, unforced.text[-2000:]
+    assert "spse already holds SPSE data (a PostgreSQL cluster in /var/lib/postgresql/15/main" in unforced.text
+    assert "run again with -e restore_force=true" in unforced.text
+    # Refused before anything was touched: SPSE still serves the same database.
+    assert psql(address["spse"], "SELECT count(*) FROM penawaran;") == rows
+    assert remote(address["spse"], "systemctl is-active spse") == "active"
+
+
 def test_restore_playbook_makes_a_fresh_host_the_spse_server_again_from_either_target(
     provisioned: object, lab_config: lab.LabConfig
 ) -> None:
@@ -120,7 +137,7 @@ def test_restore_playbook_makes_a_fresh_host_the_spse_server_again_from_either_t
     for repo in ("s3", "local"):
         assert re.search(rf"\[database -> {repo}\] ok .*: full backup", first), first
     t0 = time.monotonic()
-    run = run_playbook("restore.yml", "--limit", host.name, "-e", "restore_from=portable")
+    run = run_playbook("restore.yml", "--limit", host.name, "-e", "restore_from=portable", "-e", "restore_force=true")
     took = time.monotonic() - t0
     assert run.rc == 0, run.output[-4000:]
     print(f"SPSE server back to the drive's latest copy: {took:.0f} s")

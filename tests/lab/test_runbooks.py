@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
 import subprocess
 import tarfile
 import time
@@ -26,9 +27,9 @@ RECORDS = "/var/lib/lpse-ops/maintenance"
 CLEANED = ("/opt/spse/releases/test-old-a", "/var/tmp/lpse-diagnose-test", "/var/cache/apt/archives/test_1.0_all.deb")
 
 
-def fab(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+def fab(*args: str, timeout: float = 600, inventory: Path | None = None) -> subprocess.CompletedProcess[str]:
     """`fab` as on-call runs it, with no terminal (so nothing can wait for an answer)."""
-    env = ansible_env() | {"LPSE_INVENTORY": "inventories/lab", "ANSIBLE_NOCOLOR": "1"}
+    env = ansible_env() | {"LPSE_INVENTORY": str(inventory or "inventories/lab"), "ANSIBLE_NOCOLOR": "1"}
     return subprocess.run(
         [str(REPO / ".venv" / "bin" / "fab"), *args],
         cwd=REPO, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout,
@@ -67,6 +68,21 @@ def test_status_is_one_screen_that_matches_the_host(spse: testinfra.host.Host, p
     text = fab("status", "spse")
     assert "SPSE       UP" in text.stdout and "Database   UP" in text.stdout, text.stdout
     assert "/var/lib/spse/documents:" in text.stdout and "RAM" in text.stdout and "Alert" in text.stdout
+
+
+def test_status_judges_with_the_alert_rules_thresholds(tmp_path: Path, provisioned: object) -> None:
+    """One place for the thresholds: raised in the monitoring server's inventory, the status
+    screen follows (the rules follow too: tests/unit/test_alert_rules.py)."""
+    inv = tmp_path / "inv"
+    shutil.copytree(lab.INVENTORY, inv)
+    (inv / "group_vars/monitoring_servers/thresholds.yml").write_text(
+        "prometheus_alert_memory_critical_ratio: 0.995\nprometheus_alert_disk_critical_ratio: 0.995\n"
+    )
+    strict = fab("status", "spse", inventory=inv)
+    assert strict.returncode == 1, strict.stdout + strict.stderr
+    assert re.search(r"^  RAM +!! ", strict.stdout, re.M) and re.search(r"^  Disk +!! /:", strict.stdout, re.M)
+    usual = fab("status", "spse")
+    assert not re.search(r"^  (RAM|Disk) +!! ", usual.stdout, re.M), usual.stdout
 
 
 def test_status_shows_spse_down_with_its_alert_and_restart_spse_brings_it_back(
@@ -189,6 +205,9 @@ def test_restore_dry_run_says_the_playbook_and_changes_nothing(provisioned: obje
     res = fab("restore", "spse", "--source", "portable", "--dry-run")
     assert res.returncode == 0, res.stderr
     assert "restore.yml --limit spse -e restore_from=portable" in res.stdout
+    assert "restore_force" not in res.stdout
+    forced = fab("restore", "spse", "--source", "portable", "--force", "--dry-run")
+    assert "restore.yml --limit spse -e restore_from=portable -e restore_force=true" in forced.stdout, forced.stderr
     bad = fab("restore", "spse", "--source", "tape", "--dry-run")
     assert bad.returncode == 1 and "--source must be s3" in bad.stderr
 

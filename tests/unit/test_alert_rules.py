@@ -5,10 +5,12 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+from collections.abc import Mapping
 from pathlib import Path
 
 import jinja2
 import yaml
+from lpse_runbooks.site import Site
 
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles" / "prometheus"
@@ -18,13 +20,30 @@ ANNOTATION_TESTS = REPO / "tests" / "promtool" / "lpse-alerts-annotations.test.y
 DAYS_TESTS = REPO / "tests" / "promtool" / "lpse-alerts-days.test.yml"
 
 
-def render(tmp_path: Path) -> Path:
+def render(tmp_path: Path, site_vars: Mapping[str, object] | None = None) -> Path:
+    """The rules as the role writes them: the site's variables over the role's defaults."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(RULES.parent), undefined=jinja2.StrictUndefined)
     env.filters["comment"] = lambda text: "\n".join(f"# {line}" for line in str(text).splitlines())
-    defaults = yaml.safe_load((ROLE / "defaults/main.yml").read_text())
+    variables = yaml.safe_load((ROLE / "defaults/main.yml").read_text()) | (site_vars or {})
     out = tmp_path / "lpse-alerts.yml"
-    out.write_text(env.get_template(RULES.name).render(**defaults, ansible_managed="rendered by the test"))
+    out.write_text(env.get_template(RULES.name).render(**variables, ansible_managed="rendered by the test"))
     return out
+
+
+def test_the_status_screen_and_the_rules_read_one_set_of_thresholds(tmp_path: Path) -> None:
+    """A threshold set in the monitoring server's inventory reaches both the rule and `fab status`
+    (which judges with Site.thresholds; tests/lab/test_runbooks.py sees it flag on the lab)."""
+    inv = tmp_path / "inv"
+    shutil.copytree(REPO / "inventories/lab", inv)
+    site_vars = {"prometheus_alert_memory_critical_ratio": 0.15, "prometheus_alert_backup_stale_hours": 30}
+    (inv / "group_vars/monitoring_servers/thresholds.yml").write_text(yaml.safe_dump(site_vars))
+    usual, changed = Site.load(REPO / "inventories/lab").thresholds, Site.load(inv).thresholds
+    assert (changed.memory_critical_ratio, changed.backup_stale_hours) == (0.15, 30)
+    assert changed.disk_critical_ratio == usual.disk_critical_ratio  # not set: the role's default
+    rules = render(tmp_path, site_vars).read_text()
+    assert f"lpse_memory_total_bytes < {changed.memory_critical_ratio}" in rules
+    assert f"> {changed.backup_stale_hours:g} * 3600" in rules
+    assert f"lpse_memory_total_bytes < {usual.memory_critical_ratio}" in render(tmp_path).read_text()
 
 
 def test_rules_are_valid(tmp_path: Path) -> None:

@@ -114,7 +114,7 @@ def test_disk_free_drops_by_what_is_written(tmp_path: Path) -> None:
 
 def test_network_counters_link_state_and_contracted_bandwidth() -> None:
     flags = {"host0": IFF_UP | IFF_RUNNING, "lo": IFF_UP}
-    src = NetworkSource(FIXTURE, contracted_bps={"host0": 100_000_000}, link_flags=flags.get)
+    src = NetworkSource(FIXTURE, contracted_bps={"host0": 100_000_000}, link_flags=flags.get, exclude=())
     data = samples(src)
     assert value(data, "lpse_network_receive_bytes_total", interface="host0") == 27178907
     assert value(data, "lpse_network_transmit_packets_total", interface="host0") == 3211
@@ -125,8 +125,28 @@ def test_network_counters_link_state_and_contracted_bandwidth() -> None:
 
 
 def test_link_state_of_the_real_loopback() -> None:
-    data = samples(NetworkSource(Path("/")))
+    data = samples(NetworkSource(Path("/"), exclude=()))
     assert value(data, "lpse_network_up", interface="lo") == 1.0
+
+
+def test_virtual_interfaces_are_dropped_and_the_uplink_kept(tmp_path: Path) -> None:
+    """40 veths and a container bridge (what a container runtime adds) cost no series; an uplink
+    with a contract is kept whatever the patterns say; include narrows to what is named."""
+    names = ["lo", "eth0", "br-3f2a", "docker0", "enp1s0", "veth-uplink"] + [f"veth{i:02d}" for i in range(40)]
+    (tmp_path / "proc/net").mkdir(parents=True)
+    (tmp_path / "proc/net/dev").write_text(
+        "Inter-|   Receive\n face |bytes\n" + "".join(f"{n}: {' '.join(['7'] * 16)}\n" for n in names)
+    )
+
+    def interfaces(src: NetworkSource) -> set[str]:
+        received = (lbl for (n, lbl), _ in samples(src).items() if n == "lpse_network_receive_bytes_total")
+        return {dict(lbl)["interface"] for lbl in received}
+
+    assert interfaces(NetworkSource(tmp_path, link_flags=lambda _: None)) == {"eth0", "enp1s0"}
+    kept = NetworkSource(tmp_path, {"veth-uplink": 1e8}, lambda _: None)
+    assert interfaces(kept) == {"eth0", "enp1s0", "veth-uplink"}
+    assert interfaces(NetworkSource(tmp_path, link_flags=lambda _: None, include=["en*"])) == {"enp1s0"}
+    assert len(interfaces(NetworkSource(tmp_path, link_flags=lambda _: None, exclude=()))) == len(names)
 
 
 def test_boot_time() -> None:

@@ -76,7 +76,7 @@ all:
   children:
     spse_servers:
       hosts:
-        lpse1: {ansible_host: 127.0.0.1, ansible_port: 1}
+        lpse1: {ansible_host: 127.0.0.1, ansible_port: 1, lpse_exporter_spse_url: "https://spse/eproc4/"}
     monitoring_servers:
       hosts:
         lpse1: {}
@@ -84,6 +84,54 @@ all:
         [
             "runs SPSE and the monitoring: when this host dies, nothing is left",
             "host lpse1 (127.0.0.1:1) does not answer on SSH",
+        ],
+    ),
+    # What the core alerts need (inventories/example had neither).
+    "no SPSE page to probe": (
+        """
+all:
+  children:
+    spse_servers:
+      hosts:
+        spse: {ansible_host: 127.0.0.1, nginx_server_name: spse.lpse.example.go.id}
+    monitoring_servers:
+      hosts:
+        monitor: {ansible_host: 127.0.0.2}
+""",
+        [
+            "spse is an SPSE server but lpse_exporter_spse_url is not set, so nothing would see SPSE go down",
+            'lpse_exporter_spse_url: "https://spse.lpse.example.go.id/eproc4/"',
+        ],
+    ),
+    "no monitoring server": (
+        """
+all:
+  children:
+    spse_servers:
+      hosts:
+        spse: {ansible_host: 127.0.0.1, lpse_exporter_spse_url: "https://spse/eproc4/"}
+""",
+        ["the inventory has no host in group monitoring_servers"],
+    ),
+    "exporter port not opened to the monitoring server": (
+        """
+all:
+  vars:
+    lpse_exporter_spse_url: "https://spse/eproc4/"
+    base_firewall_monitoring_ports: []
+    base_firewall_allowed:
+      - {port: 9120, proto: tcp, sources: [198.51.100.0/24], comment: "the office, not the monitoring server"}
+  children:
+    spse_servers:
+      hosts:
+        spse: {ansible_host: 127.0.0.1}
+    monitoring_servers:
+      hosts:
+        monitor: {ansible_host: 127.0.0.2}
+""",
+        [
+            "spse's firewall would drop the monitoring server's scrapes of lpse-exporter (port 9120)",
+            "open it in base_firewall_allowed to 127.0.0.2",
         ],
     ),
 }
@@ -95,4 +143,23 @@ def test_inventory_problem_stops_the_run_with_a_message(tmp_path: Path, case: st
     res = preflight(tmp_path, hosts_yml)
     assert res.returncode != 0
     for message in messages:
-        assert message in res.stdout
+        assert message in res.stdout, res.stdout[-3000:]
+
+
+def test_the_default_firewall_lets_the_monitoring_server_scrape(tmp_path: Path) -> None:
+    """With the defaults every check about the monitoring passes: the run goes on to SSH."""
+    res = preflight(
+        tmp_path,
+        """
+all:
+  children:
+    spse_servers:
+      hosts:
+        spse: {ansible_host: 127.0.0.1, ansible_port: 1, lpse_exporter_spse_url: "https://spse/eproc4/"}
+    monitoring_servers:
+      hosts:
+        monitor: {ansible_host: 127.0.0.2, ansible_port: 1}
+""",
+    )
+    assert "host spse (127.0.0.1:1) does not answer on SSH" in res.stdout, res.stdout[-3000:]
+    assert "firewall would drop" not in res.stdout

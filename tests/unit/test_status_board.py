@@ -5,6 +5,7 @@ The availability the page shows must be the one worked out by hand here."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import html
@@ -14,6 +15,7 @@ import socket
 import subprocess
 import threading
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
@@ -236,6 +238,48 @@ def test_readers_within_a_minute_share_one_computation_of_the_uptime_figures(pro
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_webhook_opens_records_only_with_alertmanagers_token(prometheus: str, tmp_path: Path) -> None:
+    token = "t" * 40
+    s = dataclasses.replace(settings(prometheus, tmp_path), webhook_token=token)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(s))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    labels = {"alertname": "SpseDown", "severity": "critical", "instance": "spse"}
+    firing = {"alerts": [{"status": "firing", "startsAt": "2026-11-20T03:00:00Z", "labels": labels}]}
+
+    def post(headers: dict[str, str]) -> int:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{server.server_address[1]}/alertmanager",
+            data=json.dumps(firing).encode(),
+            headers={"Content-Type": "application/json"} | headers,
+        )
+        try:
+            with urllib.request.urlopen(req, timeout=30) as r:
+                return r.status
+        except urllib.error.HTTPError as e:
+            return e.code
+
+    try:
+        assert post({}) == 401
+        assert post({"Authorization": "Bearer " + "t" * 39}) == 401
+        assert not (tmp_path / "incidents").exists() or not list((tmp_path / "incidents").iterdir())
+        assert post({"Authorization": f"Bearer {token}"}) == 200
+        assert len(list((tmp_path / "incidents").iterdir())) == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+    # No token configured: nothing is accepted.
+    bare = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(settings(prometheus, tmp_path)))
+    threading.Thread(target=bare.serve_forever, daemon=True).start()
+    try:
+        req = urllib.request.Request(f"http://127.0.0.1:{bare.server_address[1]}/alertmanager", data=b"{}")
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=30)
+        assert refused.value.code == 401
+    finally:
+        bare.shutdown()
+        bare.server_close()
 
 
 def test_pages_say_so_when_prometheus_is_gone(tmp_path: Path) -> None:

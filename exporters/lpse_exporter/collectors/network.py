@@ -2,14 +2,19 @@
 
 Link state comes from the kernel for this process's network namespace (SIOCGIFFLAGS), not
 from /sys, which in a container can show another namespace's interfaces.
+
+Only the interfaces that matter are reported: a container runtime adds a veth per container and
+a bridge per network, each worth nine series, none of them the LPSE's link. Interfaces with a
+contracted bandwidth (the uplinks) are always kept.
 """
 
 from __future__ import annotations
 
 import fcntl
+import fnmatch
 import socket
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -33,6 +38,10 @@ TX = {
     10: ("transmit_errors", "Transmit errors"),
     11: ("transmit_drop", "Sent packets dropped"),
 }
+
+
+# Virtual interfaces of the host itself, of containers and of VMs: dropped unless configured.
+VIRTUAL_INTERFACES = ("lo", "veth*", "docker*", "br-*", "virbr*", "vnet*", "cni*", "flannel*", "cali*", "kube-*")
 
 
 def parse_net_dev(text: str) -> dict[str, list[int]]:
@@ -60,10 +69,19 @@ class NetworkSource:
         root: Path = Path("/"),
         contracted_bps: Mapping[str, float] | None = None,
         link_flags: Callable[[str], int | None] = kernel_link_flags,
+        include: Sequence[str] = ("*",),
+        exclude: Sequence[str] = VIRTUAL_INTERFACES,
     ) -> None:
         self.root = root
         self.contracted = dict(contracted_bps or {})  # interface -> bits per second bought
         self.link_flags = link_flags
+        self.include, self.exclude = tuple(include), tuple(exclude)
+
+    def reported(self, interface: str) -> bool:
+        if interface in self.contracted:
+            return True
+        matches = lambda patterns: any(fnmatch.fnmatchcase(interface, p) for p in patterns)  # noqa: E731
+        return matches(self.include) and not matches(self.exclude)
 
     def speed_bytes(self, interface: str) -> float | None:
         """Link speed from /sys, only when /sys really describes this interface (same ifindex)."""
@@ -77,7 +95,7 @@ class NetworkSource:
         return mbps * 125_000.0 if mbps > 0 else None
 
     def read(self) -> Iterable[Metric]:
-        stats = parse_net_dev(read_text(self.root / "proc/net/dev"))
+        stats = {k: v for k, v in parse_net_dev(read_text(self.root / "proc/net/dev")).items() if self.reported(k)}
         lab = ["interface"]
         for columns in (RX, TX):
             for idx, (suffix, help_) in columns.items():
