@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import subprocess
-import sys
 import tempfile
 import zipapp
 from collections.abc import Iterable
@@ -37,44 +35,3 @@ def build_simulator(out_dir: Path) -> tuple[Path, str]:
     sha = hashlib.sha256(target.read_bytes()).hexdigest()
     sha_file.write_text(sha + "\n")
     return target, sha
-
-
-EXPORTER = Path(__file__).resolve().parents[2] / "exporters"
-BACKUP = Path(__file__).resolve().parents[2] / "backup"
-STATUS = Path(__file__).resolve().parents[2] / "status"
-
-
-def build_wheels(project: Path, out_dir: Path, extras: str = "") -> Path:
-    """Wheels of one of the project's packages (lpse-exporter, lpse-backup, lpse-status) and its
-    dependencies, for hosts without PyPI access.
-
-    Rebuilt only when the package's sources change, so that the role sees the same files
-    (and reports no change) on every other run.
-    """
-    skip = {"__pycache__", "build"}
-    sources = [f for f in project.rglob("*") if f.suffix in (".py", ".toml") and not skip & set(f.parts)]
-    stamp = out_dir / ".built"
-    if up_to_date(stamp, sources):
-        return out_dir
-    tmp = out_dir.with_name(out_dir.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--disable-pip-version-check",
-            "-w",
-            str(tmp),
-            f"{project}[{extras}]" if extras else str(project),
-        ],
-        check=True,
-    )
-    if out_dir.exists():
-        shutil.rmtree(out_dir)
-    tmp.rename(out_dir)
-    stamp.touch()
-    return out_dir

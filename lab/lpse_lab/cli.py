@@ -15,7 +15,7 @@ import bcrypt
 import yaml
 
 from lpse_lab import lab, oncall, radosgw
-from lpse_lab.artifact import BACKUP, EXPORTER, STATUS, build_simulator, build_wheels
+from lpse_lab.artifact import build_simulator
 from lpse_lab.oncall import RelaySettings
 from lpse_lab.pki import ensure_ca, ensure_server_cert, write_atomic
 
@@ -33,6 +33,7 @@ def vault_password_file() -> Path:
 def _new_secrets() -> dict[str, str]:
     lkpp = secrets.token_urlsafe(18)
     ops = secrets.token_urlsafe(18)
+    scrape = secrets.token_urlsafe(18)
     return {
         "vault_spse_db_password": secrets.token_urlsafe(24),
         "vault_alertmanager_smtp_password": secrets.token_urlsafe(24),
@@ -46,6 +47,9 @@ def _new_secrets() -> dict[str, str]:
         "vault_status_ops_password_bcrypt": bcrypt.hashpw(ops.encode(), bcrypt.gensalt(rounds=10)).decode(),
         # Backups: the off-room bucket's secret key, and the three encryption keys.
         "vault_backup_offroom_secret_key": secrets.token_urlsafe(30),
+        # Prometheus' login to the off-room host's exporter (which serves HTTPS with basic auth).
+        "vault_exporter_scrape_password": scrape,
+        "vault_exporter_scrape_password_bcrypt": bcrypt.hashpw(scrape.encode(), bcrypt.gensalt(rounds=10)).decode(),
         # Alertmanager's bearer token for the status board's incident webhook.
         "vault_incident_webhook_token": secrets.token_urlsafe(32),
         "vault_backup_pgbackrest_cipher_pass": secrets.token_urlsafe(36),
@@ -106,12 +110,10 @@ def ansible_env() -> dict[str, str]:
 
 
 def build_artifacts() -> None:
-    """What the inventory deploys from this machine (the SPSE simulator, the project's wheels),
-    rebuilt when their sources changed since the last build."""
+    """What the inventory deploys from this machine that is not in the repository: the SPSE
+    release (the simulator), rebuilt when its sources changed. The project's own wheels are built
+    by site.yml itself (roles/python_package), as at a real site."""
     build_simulator(lab.STATE_DIR / "artifacts")
-    build_wheels(EXPORTER, lab.STATE_DIR / "wheels")
-    build_wheels(BACKUP, lab.STATE_DIR / "wheels-backup")
-    build_wheels(STATUS, lab.STATE_DIR / "wheels-status", extras="report")
 
 
 def cmd_up(cfg: lab.LabConfig) -> None:

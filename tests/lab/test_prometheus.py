@@ -11,6 +11,7 @@ import urllib.request
 import pytest
 import testinfra
 from conftest import LAB_CA, monitoring_api
+from lpse_lab.cli import lab_secrets
 from test_exporter import one, scrape_inside, spse_documents
 from test_spse_host import https_get_bytes
 
@@ -39,6 +40,24 @@ def test_every_exporter_is_scraped(address: dict[str, str], provisioned: object)
             break
         time.sleep(1)
     assert health == dict.fromkeys(address, "up")
+    # The off-room host's exporter serves HTTPS with a login (the lab's inventory): scraped as such.
+    urls = {t["labels"]["instance"]: t["scrapeUrl"] for t in targets if t["labels"]["job"] == "lpse"}
+    assert urls["offroom"].startswith("https://") and urls["spse"].startswith("http://"), urls
+
+
+def test_an_exporter_with_tls_and_a_login_answers_only_with_both(monitor: testinfra.host.Host) -> None:
+    """What Prometheus gets from the off-room exporter, the same request without the login or
+    without TLS does not."""
+    password = lab_secrets()["vault_exporter_scrape_password"]
+    url = "https://offroom:9120/metrics"
+    assert "lpse_exporter_collector_success" in monitor.check_output(f"curl -sf -u prometheus:{password} {url}")
+    assert monitor.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' {url}") == "401"
+    assert monitor.check_output(f"curl -s -o /dev/null -w '%{{http_code}}' -u prometheus:wrong {url}") == "401"
+    assert monitor.run(f"curl -sf -u prometheus:{password} http://offroom:9120/metrics").rc != 0
+    # Prometheus keeps the password in a file of its own, not in its configuration.
+    assert password not in monitor.file("/etc/prometheus/prometheus.yml").content_string
+    secret = monitor.file("/etc/prometheus/exporter-scrape.password")
+    assert secret.mode == 0o640 and secret.group == "prometheus"
 
 
 def test_spse_outage_reaches_prometheus(spse: testinfra.host.Host, address: dict[str, str]) -> None:

@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 import socket
 import ssl
+import subprocess
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 import testinfra
@@ -54,8 +56,20 @@ def test_spse_page_served_over_https_with_lab_chain(address: dict[str, str], pro
     assert headers["X-Frame-Options"] == "SAMEORIGIN"
 
 
-def test_untrusted_ca_is_rejected(address: dict[str, str], provisioned: object) -> None:
-    ctx = ssl.create_default_context()  # system CAs only: the lab certificate must not pass
+def test_untrusted_ca_is_rejected(address: dict[str, str], provisioned: object, tmp_path: Path) -> None:
+    """The certificate SPSE serves chains to the lab CA and to nothing else: a client trusting
+    another CA (made here, with the same name) refuses it; one trusting the lab CA accepts it."""
+    trusted = ssl.create_default_context(cafile=str(LAB_CA))
+    with trusted.wrap_socket(socket.create_connection((address["spse"], 443), 10), server_hostname="spse") as s:
+        assert s.version() in ("TLSv1.2", "TLSv1.3")
+    other = tmp_path / "other-ca.crt"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+         "-keyout", str(tmp_path / "other-ca.key"), "-out", str(other), "-days", "1",
+         "-subj", "/CN=lpse-ops lab CA (testing only)"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    ctx = ssl.create_default_context(cafile=str(other))
     with pytest.raises(ssl.SSLCertVerificationError):
         ctx.wrap_socket(socket.create_connection((address["spse"], 443), 10), server_hostname="spse")
 
