@@ -32,6 +32,7 @@ TIMINGS = {
         "prometheus_scrape_interval",
         "prometheus_evaluation_interval",
         "prometheus_alert_spse_down_for",
+        "prometheus_alert_spse_unreachable_for",
         "prometheus_alert_host_down_for",
         "prometheus_alert_disk_critical_for",
     ),

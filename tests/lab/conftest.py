@@ -129,13 +129,14 @@ def lab_config() -> lab.LabConfig:
 
 @pytest.fixture(scope="session")
 def provisioned(lab_config: lab.LabConfig) -> dict[str, Run]:
-    """Lab up, bootstrapped, site.yml applied once. Returns the runs for inspection."""
+    """Lab up, bootstrapped, site.yml applied, then applied again at once (the idempotence check:
+    nothing else has touched the hosts in between). Returns the runs for inspection."""
     subprocess.run([str(BIN / "lpse-lab"), "up"], check=True)
     boot = run_bootstrap()
     assert boot.rc == 0, boot.output[-3000:]
     site = run_playbook("site.yml")
     assert site.rc == 0, site.output[-5000:]
-    return {"bootstrap": boot, "site": site}
+    return {"bootstrap": boot, "site": site, "again": run_playbook("site.yml")}
 
 
 @pytest.fixture(scope="session")

@@ -58,7 +58,8 @@ def test_second_bootstrap_changes_nothing(provisioned: dict[str, Run]) -> None:
 
 
 def test_second_site_run_changes_nothing(provisioned: dict[str, Run]) -> None:
-    again = run_playbook("site.yml")
+    """The second run, right after the first (tests/lab/conftest.py), reports no change."""
+    again = provisioned["again"]
     assert again.rc == 0, again.output[-3000:]
     changed = {h: r["changed"] for h, r in again.recap().items() if r["changed"]}
     assert not changed, f"not idempotent: {changed}\n{again.output[-4000:]}"

@@ -9,6 +9,7 @@ folder is never left where a good one is: the build goes to a temporary folder r
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import shutil
 import subprocess
@@ -45,10 +46,17 @@ def main() -> int:
         print(f"{project} is not a Python project (no pyproject.toml): check python_package_source", file=sys.stderr)
         return 2
     out = a.cache / f"{a.name}-{sources_hash(project, a.constraints, a.extras)}"
-    if (out / ".complete").exists():
-        print(f"cached\n{out}")
-        return 0
     a.cache.mkdir(parents=True, exist_ok=True)
+    # Every host of a free-strategy play asks at once: one builds, the others wait and reuse it.
+    with (a.cache / f".{a.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (out / ".complete").exists():
+            print(f"cached\n{out}")
+            return 0
+        return build(a, project, out)
+
+
+def build(a: argparse.Namespace, project: Path, out: Path) -> int:
     tmp = out.with_name(out.name + ".partial")
     shutil.rmtree(tmp, ignore_errors=True)
     target = f"{project}[{a.extras}]" if a.extras else str(project)
