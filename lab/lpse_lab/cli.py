@@ -6,6 +6,7 @@ import argparse
 import logging
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 import time
@@ -235,7 +236,10 @@ def summary(cfg: lab.LabConfig) -> None:
         )
     if "monitor" in by_name:
         mon = by_name["monitor"].address
-        print(f"  Prometheus http://{mon}:9090, Alertmanager http://{mon}:9093, LKPP https://monitor:9443 (login lkpp)")
+        print(
+            "  Prometheus https://monitor/prometheus/, Alertmanager https://monitor/alertmanager/ (login ops), "
+            "LKPP https://monitor:9443 (login lkpp)"
+        )
         print(
             f"  status board: https://monitor/ (public) and https://monitor/ops (login ops, password in the "
             f"lab vault: vault_status_ops_password); curl --resolve monitor:443:{mon} --cacert …/lab-ca.crt"
@@ -247,6 +251,50 @@ def summary(cfg: lab.LabConfig) -> None:
 
 # Where the backup role expects the drive (backup_portable_mountpoint) is <lab_usb>/<this>.
 DRIVE_NAME = "lpse-backup"
+
+# What the demo's SPSE holds: a unit's busy quarter, small enough to back up in a few minutes.
+DEMO_TENDERS, DEMO_BIDS_PER_TENDER, DEMO_DOCUMENTS = 240, 8, "240M"
+LPSE_BACKUP = "/opt/lpse-backup/venv/bin/lpse-backup"
+
+
+def seed_demo(cfg: lab.LabConfig) -> dict[str, int]:
+    """Give the demo something to show: tenders, bids and their documents in SPSE (once: a
+    second demo adds nothing), a backup drive in the server, one nightly backup and one restore
+    drill, so the status board, `fab status`, the backups and the drill all show real figures.
+    Returns SPSE's counts."""
+    spse = next(h for h in cfg.hosts if h.name == "spse")
+
+    def sql(query: str) -> int:
+        res = lab.ssh(spse.address, f"sudo -u postgres psql -X -A -t -d spse -c {shlex.quote(query)}", timeout=60)
+        if res.returncode != 0:
+            raise lab.LabError(f"the demo could not read SPSE's database: {res.stderr.strip()[-300:]}")
+        return int(res.stdout.strip() or 0)
+
+    if sql("SELECT count(*) FROM lelang") < DEMO_TENDERS:
+        print(f"demo: adding {DEMO_TENDERS} tenders with their bids and {DEMO_DOCUMENTS} of documents to SPSE…")
+        gen = lab.ssh(
+            spse.address,
+            "sudo -u spse SPSE_CONFIG=/etc/spse/application.conf python3 /opt/spse/current/spse-simulator.pyz "
+            f"generate --tenders {DEMO_TENDERS} --bids-per-tender {DEMO_BIDS_PER_TENDER} "
+            f"--documents-size {DEMO_DOCUMENTS} --seed 2026",
+            timeout=1800,
+        )
+        if gen.returncode != 0:
+            raise lab.LabError(f"generating the demo data failed: {gen.stderr.strip()[-500:]}")
+    if not lab.plugged(spse):
+        lab.plug(spse, lab.make_drive("lpse-backup-1", 4096), DRIVE_NAME)
+        print(f"demo: backup drive lpse-backup-1 plugged into {spse.name}")
+    for what in ("run", "drill"):
+        print(f"demo: lpse-backup {what} on {spse.name}…")
+        res = lab.ssh(spse.address, f"sudo {LPSE_BACKUP} {what}", timeout=3600)
+        print("".join(f"    {line}\n" for line in res.stdout.splitlines()[-12:]), end="")
+        if res.returncode != 0:
+            raise lab.LabError(f"lpse-backup {what} failed on the demo (exit {res.returncode}): see above")
+    return {
+        "tenders": sql("SELECT count(*) FROM lelang"),
+        "bids": sql("SELECT count(*) FROM penawaran"),
+        "documents_mib": sql("SELECT coalesce(sum(dokumen_bytes), 0) / 1048576 FROM penawaran"),
+    }
 
 
 def cmd_drive(cfg: lab.LabConfig, action: str, label: str, host_name: str, size_mb: int) -> None:
@@ -340,7 +388,13 @@ def main(argv: list[str] | None = None) -> int:
             if not getattr(args, "skip_bootstrap", False):
                 bootstrap()
             playbook("site.yml")
+            seeded = seed_demo(cfg) if args.cmd == "demo" else None
             summary(cfg)
+            if seeded:
+                print(
+                    f"  SPSE holds {seeded['tenders']} tenders, {seeded['bids']} bids, "
+                    f"{seeded['documents_mib']} MiB of documents; backed up and drilled once (lpse-backup status)"
+                )
     except lab.LabError as e:
         print(f"lpse-lab: {e}", file=sys.stderr)
         return 1
