@@ -149,3 +149,46 @@ def test_one_inventory_change_revokes_lkpp(address: dict[str, str], lkpp_passwor
     assert restore.rc == 0, restore.output[-3000:]
     status, _ = lkpp_request(address["monitor"], query("up"), "lkpp", lkpp_password)
     assert status == 200
+
+
+def test_a_burst_of_wrong_passwords_is_slowed_then_banned(
+    monitor: testinfra.host.Host, address: dict[str, str], lkpp_password: str
+) -> None:
+    """40 wrong passwords from LKPP's network as fast as curl goes: nginx slows the burst (429),
+    fail2ban bans the address (its connections time out), while the right login from another
+    address (the office, here the lab gateway) still works and the public page stays fast."""
+    lkpp_ip = lab.load_config().lkpp.address
+    url = f"https://monitor:{PORT}{query('up')}"
+    # Stops at the first request that gets no answer at all: the ban.
+    burst = (
+        "for i in $(seq 40); do c=$(curl -s -o /dev/null -w '%{http_code}' --max-time 3 "
+        f"--cacert {LAB_CA} --resolve monitor:{PORT}:{address['monitor']} -u lkpp:wrong-$i '{url}'); "
+        'echo "$c"; [ "$c" = 000 ] && break; done; true'
+    )
+    try:
+        codes = from_lkpp("sh", "-c", burst, timeout=240).stdout.split()
+        assert "401" in codes, codes
+        assert "429" in codes or "000" in codes, f"neither slowed nor banned: {codes}"
+        deadline, banned = time.monotonic() + 30, False
+        while not banned and time.monotonic() < deadline:
+            banned = lkpp_ip in monitor.check_output("sudo fail2ban-client status lpse-logins")
+            time.sleep(1)
+        assert banned, monitor.check_output("sudo fail2ban-client status lpse-logins")
+        refused = from_lkpp("curl", "-s", "-o", "/dev/null", "--max-time", "5", "--cacert", str(LAB_CA),
+                            "--resolve", f"monitor:{PORT}:{address['monitor']}", url)  # fmt: skip
+        assert refused.returncode != 0, "a banned address still reached the door"
+        # From elsewhere: the right login works, the public page answers at once.
+        cmd = ["curl", "-s", "--cacert", str(LAB_CA), "--resolve", f"monitor:{PORT}:{address['monitor']}",
+               "-u", f"lkpp:{lkpp_password}", "-o", "/dev/null", "-w", "%{http_code}", url]  # fmt: skip
+        assert subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout == "200"
+        t0 = time.monotonic()
+        page = subprocess.run(
+            ["curl", "-sf", "--cacert", str(LAB_CA), "--resolve", f"monitor:443:{address['monitor']}",
+             "-o", "/dev/null", "https://monitor/"],
+            timeout=20,
+        )  # fmt: skip
+        assert page.returncode == 0 and time.monotonic() - t0 < 2
+    finally:
+        monitor.run(f"sudo fail2ban-client set lpse-logins unbanip {lkpp_ip}")
+    status, _ = lkpp_request(address["monitor"], query("up"), "lkpp", lkpp_password)
+    assert status == 200, "unbanned, LKPP's address works again"
