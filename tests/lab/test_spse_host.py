@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import re
 import socket
 import ssl
@@ -169,3 +171,60 @@ def test_simulator_generates_realistic_data(spse: testinfra.host.Host) -> None:
         total += int(size)
     assert total <= 30 * 1024**2
     assert total / 1024**2 == pytest.approx(float(m[3]), abs=0.05)
+
+
+def test_unattended_upgrades_keep_out_of_a_blackout(spse: testinfra.host.Host) -> None:
+    """A tender-closing blackout around now: the daily upgrade is skipped before it starts (no
+    package, so no restart of PostgreSQL or nginx); outside it the window check lets it run."""
+    assert spse.run("/usr/local/sbin/lpse-upgrade-window").rc == 0  # the lab has no blackout now
+    blackouts = "/etc/lpse-ops/upgrade-blackouts.json"
+    saved = spse.file(blackouts).content_string
+    log = "/var/log/unattended-upgrades/unattended-upgrades.log"
+    before = spse.run(f"stat -c %Y {log} 2>/dev/null || echo none").stdout.strip()
+    pg = spse.check_output("systemctl show -p MainPID --value postgresql@15-main")
+    spse.run(f"cp {blackouts} {blackouts}.test-saved")
+    try:
+        now = dt.datetime.now(dt.UTC)
+        window = {
+            "margin_minutes": 120,
+            "blackouts": [{"start": (now - dt.timedelta(minutes=10)).isoformat(),
+                           "end": (now + dt.timedelta(hours=1)).isoformat(), "reason": "Penutupan penawaran (test)"}],
+        }  # fmt: skip
+        spse.check_output(f"printf '%s' '{json.dumps(window)}' > {blackouts}")
+        check = spse.run("/usr/local/sbin/lpse-upgrade-window")
+        assert check.rc == 1 and "Penutupan penawaran (test)" in check.stdout, check.stdout + check.stderr
+        since = spse.check_output("date '+%Y-%m-%d %H:%M:%S'")
+        spse.run("systemctl start apt-daily-upgrade.service")
+        journal = spse.check_output(f"journalctl -u apt-daily-upgrade.service --since '{since}' --no-pager")
+        assert "lpse-upgrade-window" in journal and "Penutupan penawaran (test)" in journal, journal
+        assert spse.run(f"stat -c %Y {log} 2>/dev/null || echo none").stdout.strip() == before
+        assert spse.check_output("systemctl show -p MainPID --value postgresql@15-main") == pg
+    finally:
+        spse.run(f"mv {blackouts}.test-saved {blackouts}")
+    assert spse.file(blackouts).content_string == saved
+    timer = spse.check_output("systemctl cat apt-daily-upgrade.timer")
+    assert "OnCalendar=*-*-* 03:00" in timer
+
+
+def test_the_hosts_mail_reaches_the_sites_relay(spse: testinfra.host.Host) -> None:
+    """Upgrade reports (and any mail of the host's own) go through the relay the inventory names."""
+    from lpse_lab import lab, oncall
+
+    subject = f"lpse-ops relay test {time.time_ns()}"
+    since = time.time() - 1
+    spse.check_output(f"printf 'Subject: {subject}\\n\\nfrom the SPSE host\\n' | /usr/sbin/sendmail ops@lab.lpse")
+    found = oncall.wait_for(lambda: oncall.mails(lab.ONCALL_DIR, since), lambda m: m.subject == subject, 30)
+    assert found is not None and found.sender == "spse@lab.lpse" and found.recipients == ("ops@lab.lpse",)
+    assert spse.file("/etc/msmtprc").mode == 0o600
+
+
+def test_pending_reboot_and_updates_are_metrics(spse: testinfra.host.Host) -> None:
+    read = "systemctl start lpse-os-updates-textfile.service; cat /var/lib/lpse-exporter/textfile/os_updates.prom"
+    spse.check_output("touch /run/reboot-required")
+    try:
+        prom = spse.check_output(read)
+        assert "lpse_os_reboot_required 1.0" in prom and "lpse_os_updates_check_success 1.0" in prom, prom
+        assert re.search(r'^lpse_os_upgrades_pending\{kind="security"\} \d', prom, re.M), prom
+    finally:
+        spse.run("rm -f /run/reboot-required")
+    assert "lpse_os_reboot_required 0.0" in spse.check_output(read)

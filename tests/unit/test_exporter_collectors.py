@@ -302,3 +302,33 @@ def test_smart_without_smartctl_says_so(tmp_path: Path, monkeypatch: pytest.Monk
     data = samples(TextfileSource(tmp_path))
     assert value(data, "lpse_disk_smart_available") == 0.0
     assert value(data, "lpse_textfile_error", file="smart.prom") == 0.0
+
+
+def test_os_updates_from_apts_simulation(tmp_path: Path) -> None:
+    """Captured `apt-get -s upgrade` (Debian 12): two security updates, two others, two packages
+    kept back, one held with apt-mark; a reboot asked for."""
+    from lpse_exporter.os_updates import collect, parse_simulation
+    from prometheus_client import CollectorRegistry, generate_latest
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (FIXTURE.parent / "apt-get-simulate-upgrade.txt").read_text()
+    found = parse_simulation(text)
+    assert (found.security, found.other, found.held_back) == (2, 2, 2)
+    registry = CollectorRegistry()
+    (tmp_path / "reboot-required").write_text("*** System restart required ***\n")
+    collect(registry, text, ["openssl"], tmp_path / "reboot-required")
+    got = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(generate_latest(registry).decode())
+        for s in fam.samples
+    }
+    assert got[("lpse_os_upgrades_pending", (("kind", "security"),))] == 2
+    assert got[("lpse_os_upgrades_pending", (("kind", "other"),))] == 2
+    assert got[("lpse_os_packages_held_back", ())] == 3
+    assert got[("lpse_os_reboot_required", ())] == 1
+    assert got[("lpse_os_updates_check_success", ())] == 1
+    # apt failed: said so, no counts that could read as "nothing pending".
+    failed = CollectorRegistry()
+    collect(failed, None, [], tmp_path / "absent")
+    text_failed = generate_latest(failed).decode()
+    assert "lpse_os_updates_check_success 0.0" in text_failed and 'kind="security"' not in text_failed
