@@ -36,3 +36,27 @@ def test_vagrant_validate_passes() -> None:
     res = subprocess.run(["vagrant", "validate", "--ignore-provider"], cwd=REPO, capture_output=True, text=True)
     assert res.returncode == 0, res.stdout + res.stderr
     assert "Vagrantfile validated successfully" in res.stdout
+
+
+def test_the_vagrant_inventory_parses_and_passes_the_preflight() -> None:
+    """What a laptop user runs first: the inventory loads, the playbooks parse with it, and the
+    preflight's inventory checks pass (only reaching the VMs, which do not run here, is skipped)."""
+    import sys
+
+    bin_dir = Path(sys.executable).parent
+    env = {"PATH": f"{bin_dir}:/usr/bin:/bin", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1",
+           "HOME": str(REPO / ".venv")}  # fmt: skip
+    inv = ["-i", "inventories/vagrant"]
+    listed = subprocess.run([str(bin_dir / "ansible-inventory"), *inv, "--list"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert set(yaml.safe_load(listed.stdout)["all"]["children"]) >= {"spse_servers", "monitoring_servers"}
+    for playbook in ("site.yml", "restore.yml", "maintenance.yml"):
+        syntax = subprocess.run([str(bin_dir / "ansible-playbook"), *inv, f"playbooks/{playbook}", "--syntax-check"],
+                                cwd=REPO, env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+        assert syntax.returncode == 0, playbook + syntax.stdout[-2000:] + syntax.stderr[-2000:]
+    preflight = subprocess.run(
+        [str(bin_dir / "ansible-playbook"), *inv, "playbooks/preflight.yml", "--skip-tags", "preflight_ssh"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert preflight.returncode == 0, preflight.stdout[-3000:] + preflight.stderr[-2000:]
