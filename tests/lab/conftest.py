@@ -84,7 +84,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that replace a host run after all the others, and tests that stop and start the
     whole lab run last: the lab's radosgw keeps objects in RAM, so a lab restart empties the
     off-room bucket that every backup test before it relies on."""
-    order = {"lab_rebuild": 1, "lab_lifecycle": 2}
+    order = {"lab_rebuild": 1, "lab_example": 2, "lab_lifecycle": 3}
     items.sort(key=lambda item: max((v for k, v in order.items() if item.get_closest_marker(k)), default=0))
 
 
