@@ -27,6 +27,9 @@ class Fault:
     alertname: str
     inject: Callable[[lab.LabHost], None]
     undo: Callable[[lab.LabHost], None]
+    # The host the alert names, when not the one at fault: the monitoring server for what only
+    # it can see (the SPSE server cut off cannot report).
+    seen_from: str = ""
 
 
 def _fill_documents(host: lab.LabHost) -> None:
@@ -64,7 +67,8 @@ FAULTS: tuple[Fault, ...] = (
         lambda h: _sudo(h, "rm -f /var/lib/spse/simulator-error"),
     ),
     Fault("document store filled past 95%", "DiskCritical", _fill_documents, lambda h: _sudo(h, f"rm -f {FILLER}")),
-    Fault("uplink cut", "HostDown", _cut_uplink, _restore_uplink),
+    # Bidders see SPSE down; the server cannot say so: the monitoring server's probe pages.
+    Fault("uplink cut", "SpseUnreachable", _cut_uplink, _restore_uplink, seen_from="monitor"),
     Fault(
         "exporter stopped",
         "HostDown",
@@ -90,16 +94,17 @@ def _mail_for(alertname: str, instance: str, status: str) -> Callable[[oncall.Ma
 def measure(fault: Fault, host: lab.LabHost, timeout: float = 120.0) -> Latency:
     """Inject, wait for the firing e-mail, undo, wait for the resolved e-mail."""
     t0 = time.time()
+    named = fault.seen_from or host.name
     fault.inject(host)
     try:
         got = oncall.wait_for(
-            lambda: oncall.mails(lab.ONCALL_DIR, since=t0), _mail_for(fault.alertname, host.name, "firing"), timeout
+            lambda: oncall.mails(lab.ONCALL_DIR, since=t0), _mail_for(fault.alertname, named, "firing"), timeout
         )
         firing = got.received - t0 if got else None
     finally:
         t1 = time.time()
         fault.undo(host)
     got = oncall.wait_for(
-        lambda: oncall.mails(lab.ONCALL_DIR, since=t1), _mail_for(fault.alertname, host.name, "resolved"), timeout
+        lambda: oncall.mails(lab.ONCALL_DIR, since=t1), _mail_for(fault.alertname, named, "resolved"), timeout
     )
     return Latency(fault.name, fault.alertname, firing, got.received - t1 if got else None)
