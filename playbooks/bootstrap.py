@@ -9,23 +9,41 @@ the Ansible inventory and connects as root the first time and as the admin user 
         pyinfra -y playbooks/bootstrap_inventory.py playbooks/bootstrap.py
 """
 
+from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 from pyinfra import host
-from pyinfra.api import deploy
+from pyinfra.api import deploy, operation
+from pyinfra.facts.files import File
+from pyinfra.facts.server import Date
 from pyinfra.operations import apt, files, server, systemd
 
 ROOT_LOGIN_DROPIN = "/etc/ssh/sshd_config.d/00-lpse-bootstrap.conf"
+LISTS_STAMP = "/var/lib/apt/periodic/update-success-stamp"
+
+
+@operation()
+def package_lists(max_age_s: int = 86400, attempts: int = 3, timeout_s: int = 180):  # type: ignore[no-untyped-def]
+    """`apt-get update` unless the lists are younger than `max_age_s`. Each try is bounded and a
+    try that hung is killed before the next: on a poor link apt can wait for good on a transfer
+    the mirror already cut (seen in the lab), which would hang the bootstrap and hold apt's lock."""
+    stamp = host.get_fact(File, path=LISTS_STAMP)
+    if stamp and stamp["mtime"]:
+        now = datetime.fromtimestamp(host.get_fact(Date).timestamp(), UTC).replace(tzinfo=None)
+        if stamp["mtime"] > now - timedelta(seconds=max_age_s):
+            host.noop("the package lists are fresh")
+            return
+    yield (
+        f"for i in $(seq {attempts}); do timeout -k 10 {timeout_s} apt-get update && exit 0; "
+        "pkill -x apt-get; sleep 5; done; echo 'apt-get update failed: check the mirror or proxy' >&2; exit 1"
+    )
+    yield f"mkdir -p /var/lib/apt/periodic && touch {LISTS_STAMP}"
 
 
 @deploy("Bootstrap an LPSE host for Ansible")
 def bootstrap(admin_user: str, admin_key: str) -> None:
-    apt.packages(
-        name="Install python3 and sudo (what Ansible needs)",
-        packages=["python3", "sudo"],
-        update=True,
-        cache_time=86400,
-    )
+    package_lists(name="Refresh the package lists (each try bounded)")
+    apt.packages(name="Install python3 and sudo (what Ansible needs)", packages=["python3", "sudo"])
     server.user(
         name=f"Create admin user {admin_user} with its SSH key",
         user=admin_user,
