@@ -43,6 +43,7 @@ def test_unreachable_host_is_named(tmp_path: Path, provisioned: object) -> None:
     # An address on the lab bridge where no host runs.
     (inv / "hosts.yml").write_text(
         "all:\n  children:\n    spse_servers:\n      hosts:\n        ghost:\n          ansible_host: 10.213.0.99\n"
+        "    monitoring_servers:\n      hosts:\n        monitor:\n          ansible_host: 10.213.0.11\n"
     )
     res = run_playbook("site.yml", inventory=inv)
     assert res.rc != 0

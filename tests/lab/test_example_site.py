@@ -82,7 +82,7 @@ def test_the_example_inventory_is_a_working_site(
     mon = address["monitor"]
 
     def healthy() -> bool:
-        q = urllib.parse.urlencode({"query": 'min(up{job="lpse"}) and count(up{job="lpse"}) == 3'})
+        q = urllib.parse.urlencode({"query": 'count(up{job="lpse"} == 1) == 3'})
         status, body = front_door(mon, f"/prometheus/api/v1/query?{q}", login=login)
         return status == 200 and bool(json.loads(body)["data"]["result"])
 

@@ -65,9 +65,13 @@ def test_with_the_login_an_operator_silences_and_reads(address: dict[str, str], 
     config = monitoring_api(mon, "alertmanager", "api/v2/status")["config"]["original"]
     assert "http://127.0.0.1:9180/alertmanager" in config
     assert monitoring_api(mon, "prometheus", "api/v1/status/config")["status"] == "success"
-    # The UIs work under their prefix: links and API calls go back through the front door.
-    status, page = front_door(mon, "/prometheus/graph", login=ops_login())
-    assert status == 200 and b"/prometheus/" in page, page[:500]
+    # The UI works under its prefix: Prometheus sends its start page's address, and the page's
+    # links and API calls, back through the front door (Debian ships the classic UI).
+    status, _ = front_door(mon, "/prometheus/", login=ops_login())
+    assert status == 302
+    status, page = front_door(mon, "/prometheus/classic/graph", login=ops_login())
+    assert status == 200 and b'href="/prometheus/' in page, page[:500]
+    # Debian's Alertmanager has no web UI, only its API (used above) and a page that says so.
     status, page = front_door(mon, "/alertmanager/", login=ops_login())
     assert status == 200 and b"Alertmanager" in page
     # Each request is on record with the login that made it.
