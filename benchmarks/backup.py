@@ -30,9 +30,8 @@ import time
 from dataclasses import dataclass
 
 from lpse_lab import lab
-from lpse_lab.cli import DRIVE_NAME
+from lpse_lab.cli import DRIVE_NAME, LPSE_BACKUP
 
-LPSE_BACKUP = "/opt/lpse-backup/venv/bin/lpse-backup"
 BENCH_DOCS = "/srv/spse-bench/documents"
 BENCH_CONF = "/etc/lpse-backup/bench.toml"
 PAIR = re.compile(r"^\[(\w+) -> (\w+)\] ok, ([\d.]+) MiB in ([\d.]+) s$", re.M)

@@ -34,7 +34,8 @@ class Pending:
 def parse_simulation(text: str) -> Pending:
     """What `apt-get -s upgrade` would install, by origin, and what it keeps back."""
     security = other = 0
-    for line in text.splitlines():
+    lines = text.splitlines()
+    for line in lines:
         m = INST.match(line)
         if m:
             if "-security" in m.group(3) or "Debian-Security" in m.group(3):
@@ -42,7 +43,6 @@ def parse_simulation(text: str) -> Pending:
             else:
                 other += 1
     held: list[str] = []
-    lines = text.splitlines()
     for i, line in enumerate(lines):
         if line.startswith("The following packages have been kept back"):
             for follow in lines[i + 1 :]:

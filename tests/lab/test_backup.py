@@ -23,11 +23,10 @@ import testinfra
 from conftest import monitoring_api, run_playbook
 from lpse_backup.offroom import Offroom, client
 from lpse_lab import lab, radosgw
-from lpse_lab.cli import DRIVE_NAME, lab_secrets
+from lpse_lab.cli import DRIVE_NAME, LPSE_BACKUP, lab_secrets
 
 pytestmark = pytest.mark.lab
 
-LPSE_BACKUP = "/opt/lpse-backup/venv/bin/lpse-backup"
 TEXTFILES = "/var/lib/lpse-exporter/textfile"
 DRIVE = f"/media/{DRIVE_NAME}"
 

@@ -22,11 +22,9 @@ import uuid
 import pytest
 from conftest import LAB_CA, run_playbook
 from lpse_lab import lab
-from lpse_lab.cli import DRIVE_NAME, bootstrap
+from lpse_lab.cli import DRIVE_NAME, LPSE_BACKUP, bootstrap
 
 pytestmark = [pytest.mark.lab, pytest.mark.lab_rebuild]
-
-LPSE_BACKUP = "/opt/lpse-backup/venv/bin/lpse-backup"
 
 
 def remote(address: str, command: str, stdin: str = "", check: bool = True) -> str:

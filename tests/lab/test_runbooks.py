@@ -18,11 +18,10 @@ import pytest
 import testinfra
 from conftest import REPO, run_playbook
 from lpse_lab import lab
-from lpse_lab.cli import DRIVE_NAME, ansible_env, lab_secrets
+from lpse_lab.cli import DRIVE_NAME, LPSE_BACKUP, ansible_env, lab_secrets
 
 pytestmark = pytest.mark.lab
 
-LPSE_BACKUP = "/opt/lpse-backup/venv/bin/lpse-backup"
 RECORDS = "/var/lib/lpse-ops/maintenance"
 CLEANED = ("/opt/spse/releases/test-old-a", "/var/tmp/lpse-diagnose-test", "/var/cache/apt/archives/test_1.0_all.deb")
 

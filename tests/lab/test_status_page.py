@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from conftest import LAB_CA
+from conftest import front_door
 from lpse_lab.cli import lab_secrets
 from PIL import Image
 
@@ -23,13 +23,9 @@ GREEN, RED = (0x2B, 0x8A, 0x3E), (0xC9, 0x2A, 0x2A)
 
 
 def get(address: str, path: str, auth: tuple[str, str] | None = None) -> tuple[int, str]:
-    """HTTPS GET to the monitor by name, verified against the lab CA."""
-    cmd = ["curl", "-s", "--cacert", str(LAB_CA), "--resolve", f"monitor:443:{address}", "-w", "\n%{http_code}"]
-    if auth:
-        cmd += ["-u", f"{auth[0]}:{auth[1]}"]
-    out = subprocess.run([*cmd, f"https://monitor{path}"], capture_output=True, text=True, timeout=60).stdout
-    body, _, code = out.rpartition("\n")
-    return int(code), body
+    """HTTPS GET to the monitor by name, verified against the lab CA (conftest.front_door)."""
+    code, body = front_door(address, path, login=auth)
+    return code, body.decode()
 
 
 def chromium(url: str, out: Path, address: str) -> Image.Image:

@@ -80,7 +80,10 @@ class NetworkSource:
     def reported(self, interface: str) -> bool:
         if interface in self.contracted:
             return True
-        matches = lambda patterns: any(fnmatch.fnmatchcase(interface, p) for p in patterns)  # noqa: E731
+
+        def matches(patterns: tuple[str, ...]) -> bool:
+            return any(fnmatch.fnmatchcase(interface, p) for p in patterns)
+
         return matches(self.include) and not matches(self.exclude)
 
     def speed_bytes(self, interface: str) -> float | None:
