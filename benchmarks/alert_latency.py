@@ -43,7 +43,7 @@ TIMINGS = {
     ),
     "lpse_exporter": ("lpse_exporter_probe_interval_seconds", "lpse_exporter_probe_timeout_seconds"),
 }
-PLAYS = (("monitoring.yml", "prometheus_configure,alertmanager_configure"), ("site.yml", "lpse_exporter_configure"))
+TAGS = "prometheus_configure,alertmanager_configure,lpse_exporter_configure"
 
 
 def site_timings() -> dict[str, object]:
@@ -55,11 +55,10 @@ def site_timings() -> dict[str, object]:
 
 
 def apply_timings(extra: dict[str, object] | None) -> None:
-    for play, tags in PLAYS:
-        args = ["--tags", tags] + (["-e", json.dumps(extra)] if extra else [])
-        subprocess.run(
-            playbook_cmd(play, *args), cwd=lab.REPO, env=ansible_env(), check=True, stdout=subprocess.DEVNULL
-        )
+    args = ["--tags", TAGS] + (["-e", json.dumps(extra)] if extra else [])
+    subprocess.run(
+        playbook_cmd("servers.yml", *args), cwd=lab.REPO, env=ansible_env(), check=True, stdout=subprocess.DEVNULL
+    )
 
 
 def main() -> None:

@@ -43,7 +43,8 @@ def package_lists(max_age_s: int = 86400, attempts: int = 3, timeout_s: int = 18
 @deploy("Bootstrap an LPSE host for Ansible")
 def bootstrap(admin_user: str, admin_key: str) -> None:
     package_lists(name="Refresh the package lists (each try bounded)")
-    apt.packages(name="Install python3 and sudo (what Ansible needs)", packages=["python3", "sudo"])
+    # python3-apt: the apt module needs it for check mode (it installs it itself only on a real run).
+    apt.packages(name="Install python3 and sudo (what Ansible needs)", packages=["python3", "python3-apt", "sudo"])
     server.user(
         name=f"Create admin user {admin_user} with its SSH key",
         user=admin_user,

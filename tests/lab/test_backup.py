@@ -358,7 +358,7 @@ def test_a_repository_written_with_another_key_stops_the_role_and_is_left_as_it_
     try:
         spse.check_output(f"head -c 4096 /dev/urandom | tee {info} > {info}.copy")
         stranger = spse.check_output(f"sha256sum {info} {info}.copy")
-        res = run_playbook("spse.yml")
+        res = run_playbook("servers.yml", "--limit", "spse_servers")
         assert res.rc != 0
         assert "pgBackRest cannot read repository 2 (/var/lib/pgbackrest)" in res.text, res.output[-3000:]
         assert "vault_backup_pgbackrest_cipher_pass" in res.text

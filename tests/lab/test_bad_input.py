@@ -16,7 +16,7 @@ pytestmark = pytest.mark.lab
 def test_wrong_artifact_checksum_is_refused_and_spse_keeps_running(
     address: dict[str, str], provisioned: object
 ) -> None:
-    res = run_playbook("spse.yml", "-e", "spse_artifact_sha256=" + "0" * 64)
+    res = run_playbook("servers.yml", "--limit", "spse_servers", "-e", "spse_artifact_sha256=" + "0" * 64)
     assert res.rc != 0
     assert "not spse_artifact_sha256=" + "0" * 64 in res.text
     assert "get it again from LKPP" in res.text
@@ -32,7 +32,7 @@ def test_missing_artifact_variable_is_named(tmp_path: Path, provisioned: object)
         "\n".join(line for line in spse_vars.read_text().splitlines() if not line.startswith("spse_artifact_src"))
         + "\n"
     )
-    res = run_playbook("spse.yml", inventory=inv)
+    res = run_playbook("servers.yml", "--limit", "spse_servers", inventory=inv)
     assert res.rc != 0
     assert "spse_artifact_src must name the SPSE release" in res.text
 

@@ -140,13 +140,13 @@ def test_requests_are_logged_with_the_login(
 
 def test_one_inventory_change_revokes_lkpp(address: dict[str, str], lkpp_password: str) -> None:
     tags = ("--tags", "lkpp_access_preflight,lkpp_access_configure")
-    revoke = run_playbook("monitoring.yml", *tags, "-e", '{"lkpp_access_accounts": []}')
+    revoke = run_playbook("servers.yml", "--limit", "monitoring_servers", *tags, "-e", '{"lkpp_access_accounts": []}')
     try:
         assert revoke.rc == 0, revoke.output[-3000:]
         status, _ = lkpp_request(address["monitor"], query("up"), "lkpp", lkpp_password)
         assert status == 401
     finally:
-        restore = run_playbook("monitoring.yml", *tags)
+        restore = run_playbook("servers.yml", "--limit", "monitoring_servers", *tags)
     assert restore.rc == 0, restore.output[-3000:]
     status, _ = lkpp_request(address["monitor"], query("up"), "lkpp", lkpp_password)
     assert status == 200

@@ -1,9 +1,12 @@
 """Build the wheels of one of this repository's packages and its dependencies on the controller.
 
-Prints the wheelhouse folder on the last line, and "built" or "cached" before it. The folder is
+Prints three lines: "built" or "cached", the wheelhouse's hash, and the path of one archive of
+its wheels (what the hosts get: one file to compare and copy, not one per wheel). The folder is
 named by a hash of the project's sources and of the constraints, so an unchanged checkout reuses
 it (the copy to the hosts reports no change) and a changed one gets a new folder. A half-built
 folder is never left where a good one is: the build goes to a temporary folder renamed at the end.
+With --wheelhouse (wheels built elsewhere) nothing is built: that folder's wheels are archived,
+named by a hash of their contents.
 """
 
 from __future__ import annotations
@@ -14,10 +17,12 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 SKIP = {"__pycache__", "build", "dist"}
 KEEP = 3
+ARCHIVE = "wheels.tar"
 
 
 def sources_hash(project: Path, constraints: Path | None, extras: str) -> str:
@@ -40,20 +45,58 @@ def main() -> int:
     p.add_argument("--extras", default="")
     p.add_argument("--cache", type=Path, required=True)
     p.add_argument("--constraints", type=Path)
+    p.add_argument("--wheelhouse", type=Path, help="wheels built elsewhere: archive these, build nothing")
     a = p.parse_args()
-    project = a.project.resolve()
-    if not (project / "pyproject.toml").exists():
-        print(f"{project} is not a Python project (no pyproject.toml): check python_package_source", file=sys.stderr)
-        return 2
-    out = a.cache / f"{a.name}-{sources_hash(project, a.constraints, a.extras)}"
+    if a.wheelhouse:
+        wheels = sorted(a.wheelhouse.glob("*.whl"))
+        if not wheels:
+            print(f"{a.wheelhouse} holds no wheels (*.whl): check the role's *_wheelhouse variable", file=sys.stderr)
+            return 2
+        h = hashlib.sha256()
+        for whl in wheels:
+            h.update(whl.name.encode() + b"\0" + whl.read_bytes() + b"\0")
+        digest, kind = h.hexdigest()[:16], "prebuilt-"
+    else:
+        project = a.project.resolve()
+        if not (project / "pyproject.toml").exists():
+            print(f"{project} is no Python project (no pyproject.toml): check python_package_source", file=sys.stderr)
+            return 2
+        digest, kind = sources_hash(project, a.constraints, a.extras), ""
+    out = a.cache / f"{a.name}-{kind}{digest}"
     a.cache.mkdir(parents=True, exist_ok=True)
     # Every host of a free-strategy play asks at once: one builds, the others wait and reuse it.
     with (a.cache / f".{a.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if (out / ".complete").exists():
-            print(f"cached\n{out}")
-            return 0
-        return build(a, project, out)
+        if (out / ".complete").exists() and (out / ARCHIVE).exists():
+            status = "cached"
+        elif a.wheelhouse:
+            shutil.rmtree(out, ignore_errors=True)
+            out.mkdir()
+            archive(a.wheelhouse, out / ARCHIVE)
+            (out / ".complete").touch()
+            status = "cached"
+        else:
+            rc = build(a, project, out)
+            if rc:
+                return rc
+            status = "built"
+    print(f"{status}\n{digest}\n{out / ARCHIVE}")
+    return 0
+
+
+def archive(wheels: Path, dest: Path) -> None:
+    """The wheels in one tar, the same bytes for the same wheels (sorted, no times or owners);
+    written beside `dest` and renamed, so a cut-off run leaves no half archive."""
+
+    def plain(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.mtime, info.uid, info.gid, info.uname, info.gname, info.mode = 0, 0, 0, "", "", 0o644
+        return info
+
+    partial = dest.with_name(dest.name + ".partial")
+    with tarfile.open(partial, "w", format=tarfile.PAX_FORMAT) as tar:
+        for whl in sorted(wheels.glob("*.whl")):
+            tar.add(whl, arcname=whl.name, filter=plain)
+    partial.rename(dest)
 
 
 def build(a: argparse.Namespace, project: Path, out: Path) -> int:
@@ -71,14 +114,14 @@ def build(a: argparse.Namespace, project: Path, out: Path) -> int:
             file=sys.stderr,
         )
         return 1
+    archive(tmp, tmp / ARCHIVE)
     (tmp / ".complete").touch()
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
     # Older builds of this package: keep a few (a rollback), drop the rest.
-    builds = [d for d in a.cache.glob(f"{a.name}-*") if (d / ".complete").exists()]
+    builds = [d for d in a.cache.glob(f"{a.name}-*") if (d / ".complete").exists() and "-prebuilt-" not in d.name]
     for old in sorted(builds, key=lambda d: (d / ".complete").stat().st_mtime, reverse=True)[KEEP:]:
         shutil.rmtree(old, ignore_errors=True)
-    print(f"built\n{out}")
     return 0
 
 
