@@ -2,7 +2,9 @@
 "resolved" e-mail, for each fault of lpse_lab.faults.
 
 Run on a provisioned lab (scripts/demo, or after scripts/test with LPSE_LAB_KEEP=1):
-    .venv/bin/python benchmarks/alert_latency.py [--rounds 3] [--site-timings]
+    .venv/bin/python benchmarks/alert_latency.py [--rounds 3] [--site-timings] [--faults killed,powered]
+Prints p50 and max per fault and writes them, every round's figure and the commit, as JSON
+(benchmarks/results/alert_latency.json unless --json says otherwise).
 
 --site-timings first applies the roles' own defaults for every timing the lab inventory makes
 faster (read from roles/*/defaults/main.yml), measures with those, then puts the lab's back.
@@ -20,12 +22,15 @@ import argparse
 import json
 import statistics
 import subprocess
+import time
+from pathlib import Path
 
 import yaml
 from lpse_lab import faults, lab
 from lpse_lab.cli import ansible_env, playbook_cmd
 
 PROMISE_S = 60.0
+RESULTS = lab.REPO / "benchmarks" / "results" / "alert_latency.json"
 # Timings the lab inventory shortens, by the role that owns them.
 TIMINGS = {
     "prometheus": (
@@ -65,24 +70,44 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--site-timings", action="store_true", help="measure with the roles' defaults, not the lab's")
+    p.add_argument("--faults", default="", help="only the faults whose name contains one of these, comma-separated")
+    p.add_argument("--json", type=Path, default=RESULTS, help=f"where to write the figures (default {RESULTS})")
     args = p.parse_args()
     cfg = lab.load_config()
-    if args.site_timings:
-        timings = site_timings()
+    wanted = [w.strip() for w in args.faults.split(",") if w.strip()]
+    chosen = [f for f in faults.FAULTS if not wanted or any(w in f.name for w in wanted)]
+    if not chosen:
+        p.error(f"no fault matches {args.faults!r}; faults: {', '.join(f.name for f in faults.FAULTS)}")
+    timings = site_timings() if args.site_timings else {}
+    if timings:
         print("timings: " + ", ".join(f"{k}={v}" for k, v in timings.items()))
         apply_timings(timings)
-        try:
-            run(cfg, args.rounds)
-        finally:
+    try:
+        figures = run(cfg, chosen, args.rounds)
+    finally:
+        if timings:
             apply_timings(None)
-    else:
-        run(cfg, args.rounds)
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=lab.REPO, capture_output=True, text=True)
+    result = {
+        "benchmark": "alert_latency",
+        "commit": commit.stdout.strip(),
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "timings": "roles' defaults" if timings else "lab inventory",
+        "settings": timings,
+        "rounds": args.rounds,
+        "promise_s": PROMISE_S,
+        "faults": figures,
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"figures written to {args.json}")
 
 
-def run(cfg: lab.LabConfig, rounds: int) -> None:
+def run(cfg: lab.LabConfig, chosen: list[faults.Fault], rounds: int) -> list[dict[str, object]]:
     spse = next(h for h in cfg.hosts if h.name == "spse")
-    print(f"{'fault':<36} {'alert':<13} {'firing s (median, max)':>24} {'resolved s (median, max)':>26}")
-    for fault in faults.FAULTS:
+    print(f"{'fault':<36} {'alert':<16} {'firing s (p50, max)':>20} {'resolved s (p50, max)':>22}")
+    figures: list[dict[str, object]] = []
+    for fault in chosen:
         runs = [faults.measure(fault, spse, timeout=240) for _ in range(rounds)]
         firing = [r.firing_s for r in runs if r.firing_s is not None]
         resolved = [r.resolved_s for r in runs if r.resolved_s is not None]
@@ -91,12 +116,27 @@ def run(cfg: lab.LabConfig, rounds: int) -> None:
         def fmt(xs: list[float]) -> str:
             return f"{statistics.median(xs):6.1f}, {max(xs):6.1f}" if xs else "none"
 
-        line = f"{fault.name:<36} {fault.alertname:<13} {fmt(firing):>24} {fmt(resolved):>26}"
+        line = f"{fault.name:<36} {fault.alertname:<16} {fmt(firing):>20} {fmt(resolved):>22}"
         if missed:
             line += f"  ({missed} of {rounds} never arrived)"
-        if fault.alertname == "SpseDown" and firing:
-            line += f"  ratio to the {PROMISE_S:.0f} s promise: {max(firing) / PROMISE_S:.2f}"
+        if fault.alertname in ("SpseDown", "SpseUnreachable") and firing:
+            line += f"  max / {PROMISE_S:.0f} s promise: {max(firing) / PROMISE_S:.2f}"
         print(line, flush=True)
+        figures.append(
+            {
+                "fault": fault.name,
+                "alert": fault.alertname,
+                "firing_s": [r.firing_s for r in runs],
+                "resolved_s": [r.resolved_s for r in runs],
+                "firing_p50_s": statistics.median(firing) if firing else None,
+                "firing_max_s": max(firing) if firing else None,
+                "resolved_p50_s": statistics.median(resolved) if resolved else None,
+                "resolved_max_s": max(resolved) if resolved else None,
+                "never_arrived": missed,
+                "ratio_max_to_promise": max(firing) / PROMISE_S if firing and missed == 0 else None,
+            }
+        )
+    return figures
 
 
 if __name__ == "__main__":

@@ -52,6 +52,16 @@ def _restore_uplink(host: lab.LabHost) -> None:
         raise lab.LabError(f"{host.name} did not come back after its link was restored")
 
 
+def _power_off(host: lab.LabHost) -> None:
+    lab.stop_host(host, power_cut=True)
+
+
+def _power_on(host: lab.LabHost) -> None:
+    lab.start_host(lab.load_config(), host)
+    if not lab.wait_port(host.address, 22, 120):
+        raise lab.LabError(f"{host.name} did not boot within 120 s of being powered on again")
+
+
 FAULTS: tuple[Fault, ...] = (
     # SIGKILL, then stop, so that systemd's restart does not hide the crash.
     Fault(
@@ -69,6 +79,7 @@ FAULTS: tuple[Fault, ...] = (
     Fault("document store filled past 95%", "DiskCritical", _fill_documents, lambda h: _sudo(h, f"rm -f {FILLER}")),
     # Bidders see SPSE down; the server cannot say so: the monitoring server's probe pages.
     Fault("uplink cut", "SpseUnreachable", _cut_uplink, _restore_uplink, seen_from="monitor"),
+    Fault("host powered off", "SpseUnreachable", _power_off, _power_on, seen_from="monitor"),
     Fault(
         "exporter stopped",
         "HostDown",

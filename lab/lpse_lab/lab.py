@@ -699,8 +699,11 @@ def start_host(cfg: LabConfig, host: LabHost) -> None:
     )
 
 
-def stop_host(host: LabHost) -> None:
-    """Clean poweroff (SIGTERM to nspawn), then unmount and remove the namespace."""
+def stop_host(host: LabHost, power_cut: bool = False) -> None:
+    """Clean poweroff (SIGTERM to nspawn), then unmount and remove the namespace. `power_cut`:
+    the plug pulled instead, every process of the host killed at once, nothing shut down."""
+    if power_cut:
+        remove_cgroups(host)
     pids = nspawn_pids(host)
     for pid in pids:
         os.kill(pid, signal.SIGTERM)
