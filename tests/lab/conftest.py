@@ -136,11 +136,7 @@ def provisioned(lab_config: lab.LabConfig) -> dict[str, Run]:
     assert boot.rc == 0, boot.output[-3000:]
     site = run_playbook("site.yml")
     assert site.rc == 0, site.output[-5000:]
-    runs = {"bootstrap": boot, "site": site, "again": run_playbook("site.yml")}
-    # scripts/test starts the tests that need no lab now (they would compete for the CPUs).
-    if flag := os.environ.get("LPSE_TESTS_PROVISIONED"):
-        Path(flag).touch()
-    return runs
+    return {"bootstrap": boot, "site": site, "again": run_playbook("site.yml")}
 
 
 @pytest.fixture(scope="session")

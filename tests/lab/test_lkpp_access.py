@@ -188,7 +188,9 @@ def test_a_burst_of_wrong_passwords_is_slowed_then_banned(
              "-o", "/dev/null", "https://monitor/"],
             timeout=20,
         )  # fmt: skip
-        assert page.returncode == 0 and time.monotonic() - t0 < 2
+        # Not refused, not held back by the ban or the rate limit (a banned client waits out curl's
+        # 20 s); 5 s, not less: the no-lab tests share this 2-core machine (2.6 s seen under them).
+        assert page.returncode == 0 and time.monotonic() - t0 < 5
     finally:
         monitor.run(f"sudo fail2ban-client set lpse-logins unbanip {lkpp_ip}")
     status, _ = lkpp_request(address["monitor"], query("up"), "lkpp", lkpp_password)

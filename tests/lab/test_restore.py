@@ -36,7 +36,7 @@ def remote(address: str, command: str, stdin: str = "", check: bool = True) -> s
         input=stdin, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     if check:
-        assert res.returncode == 0, (command, res.stdout[-2000:], res.stderr[-2000:])
+        assert res.returncode == 0, (command, res.stdout[-8000:], res.stderr[-2000:])
     return res.stdout.strip()
 
 
