@@ -1,0 +1,6 @@
+"""Mitogen's linear strategy: one Python per host, kept over the SSH connection, runs every task's
+module (instead of a new SSH session and a module upload per task), about twice as fast here."""
+
+from ansible_mitogen.plugins.strategy.mitogen_linear import StrategyModule
+
+__all__ = ["StrategyModule"]
