@@ -22,15 +22,15 @@ import argparse
 import json
 import statistics
 import subprocess
-import time
 from pathlib import Path
 
+import figures as results
 import yaml
 from lpse_lab import faults, lab
 from lpse_lab.cli import ansible_env, playbook_cmd
 
 PROMISE_S = 60.0
-RESULTS = lab.REPO / "benchmarks" / "results" / "alert_latency.json"
+RESULTS = results.default_path("alert_latency")
 # Timings the lab inventory shortens, by the role that owns them.
 TIMINGS = {
     "prometheus": (
@@ -87,20 +87,17 @@ def main() -> None:
     finally:
         if timings:
             apply_timings(None)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=lab.REPO, capture_output=True, text=True)
-    result = {
-        "benchmark": "alert_latency",
-        "commit": commit.stdout.strip(),
-        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "timings": "roles' defaults" if timings else "lab inventory",
-        "settings": timings,
-        "rounds": args.rounds,
-        "promise_s": PROMISE_S,
-        "faults": figures,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"figures written to {args.json}")
+    results.write(
+        "alert_latency",
+        {
+            "timings": "roles' defaults" if timings else "lab inventory",
+            "settings": timings,
+            "rounds": args.rounds,
+            "promise_s": PROMISE_S,
+            "faults": figures,
+        },
+        args.json,
+    )
 
 
 def run(cfg: lab.LabConfig, chosen: list[faults.Fault], rounds: int) -> list[dict[str, object]]:

@@ -18,6 +18,7 @@ What it does, on the SPSE host:
    committed row minus newest restored row. Target: at most 60 s.
 5. RTO: `lpse-backup drill` per target (database into a throwaway cluster, documents into a
    scratch directory), timed part by part.
+The figures also go to benchmarks/results/backup.json.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ import shlex
 import subprocess
 import time
 from dataclasses import dataclass
+from typing import Any
 
+import figures
 from lpse_lab import lab
 from lpse_lab.cli import DRIVE_NAME, LPSE_BACKUP
 
@@ -201,6 +204,7 @@ def main() -> int:
     )
     incr = timed_run(h)
     source = {"database": db_bytes, "dump": db_bytes, "documents": docs_bytes}
+    record: dict[str, Any] = {"database_bytes": db_bytes, "documents_bytes": docs_bytes, "pairs": [], "ours": []}
     print(f"{'pair':<22} {'full s':>7} {'copy s':>7} {'verify s':>8} {'MB/s':>6} {'incr s':>7}")
     for key, c in sorted(full.items()):
         if key[0] in source:
@@ -210,11 +214,16 @@ def main() -> int:
                 f"{key[0] + ' -> ' + key[1]:<22} {c.seconds:7.1f} {c.copy_s:7.1f} {c.verify_s:8.1f} {mbps:6.1f} "
                 f"{i.seconds if i else float('nan'):7.1f}"
             )
+            record["pairs"].append(
+                {"dataset": key[0], "target": key[1], "full_s": c.seconds, "copy_s": c.copy_s}
+                | {"verify_s": c.verify_s, "copy_mb_s": mbps, "incremental_s": i.seconds if i else None}
+            )
 
     recipient = h.sh("grep -o 'age1[0-9a-z]*' /etc/lpse-backup/config.toml | head -1").strip()
     base_s = baseline(h, recipient)
     base_mbps = (db_bytes + docs_bytes) / 1e6 / base_s
     print(f"baseline tar | zstd -3 | age to the drive: {base_s:.1f} s, {base_mbps:.1f} MB/s")
+    record["baseline"] = {"what": "tar | zstd -3 | age to the drive", "seconds": base_s, "mb_s": base_mbps}
     for target in ("portable", "s3"):
         # The drive's database copy is made from the local repository: its time counts too.
         pairs = [("database", target), ("documents", target)]
@@ -229,15 +238,21 @@ def main() -> int:
                 f"ours, database + documents to {target} ({what}): {secs:.1f} s, {mbps:.1f} MB/s, "
                 f"ratio to baseline {mbps / base_mbps:.2f}"
             )
+            record["ours"].append(
+                {"target": target, "what": what, "seconds": secs, "mb_s": mbps, "ratio_to_baseline": mbps / base_mbps}
+            )
 
     drill = h.sh(f"{LPSE_BACKUP} drill --config {BENCH_CONF} --target s3 --target portable", check=False)
+    record["drills"] = []
     for m in DRILL.finditer(drill):
         print(f"RTO {m[1]} from {m[2]}: {float(m[4]):.1f} s" if m[4] else f"drill {m[1]} from {m[2]}: {m[3]}")
+        record["drills"].append({"dataset": m[1], "target": m[2], "rto_s": float(m[4]) if m[4] else None})
     # Several crashes, at moments spread over the 30 s archive_timeout: the loss depends on when
     # the last WAL segment was closed and pushed.
     lost = [rpo(h, after) for after in (70, 83, 97)]
     print(f"RPO (bucket, after a crash), per crash: {', '.join(f'{x:.1f}' for x in lost)} s")
     print(f"RPO worst of {len(lost)}: {max(lost):.1f} s (target <= 60 s)")
+    figures.write("backup", record | {"rpo_s": lost, "rpo_worst_s": max(lost), "rpo_target_s": 60})
     return 0
 
 

@@ -2,8 +2,9 @@
 
 On the lab's SPSE host, in one run: scrape each exporter N times over the host's loopback and
 print p50/p95 scrape time, CPU seconds per scrape and resident memory of both, and the ratios
-(ours / node_exporter). Targets (issue 3): p50 at most 0.5x, CPU per scrape below 1x, RSS at
-most 1.5x. Needs the lab up and provisioned; installs prometheus-node-exporter on the host.
+(ours / node_exporter), also written to benchmarks/results/exporter.json. Targets (issue 3): p50
+at most 0.5x, CPU per scrape below 1x, RSS at most 1.5x. Needs the lab up and provisioned;
+installs prometheus-node-exporter on the host.
 
     .venv/bin/python benchmarks/exporter.py [-n 200]
 """
@@ -16,9 +17,10 @@ import statistics
 import subprocess
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import figures
 from lpse_lab import lab
 
 HOST = "spse"
@@ -115,6 +117,22 @@ def main() -> int:
         f"{ours.cpu_per_scrape / base.cpu_per_scrape:15.2f}{ours.rss / base.rss:9.2f}"
     )
     print("targets: p50 <= 0.50, CPU/scrape < 1.00, RSS <= 1.50")
+    figures.write(
+        "exporter",
+        {
+            "host": HOST,
+            "scrapes": args.n,
+            "ours": asdict(ours),
+            "baseline": asdict(base),
+            "ratios": {
+                "p50": ours.p50 / base.p50,
+                "p95": ours.p95 / base.p95,
+                "cpu_per_scrape": ours.cpu_per_scrape / base.cpu_per_scrape,
+                "rss": ours.rss / base.rss,
+            },
+            "targets": {"p50": 0.5, "cpu_per_scrape": 1.0, "rss": 1.5},
+        },
+    )
     return 0
 
 

@@ -2,7 +2,8 @@
 
 Baseline: the first provisioning run, on the same hosts in the same invocation. Destroys
 the lab's hosts first (the cached template and apt cache stay, so package downloads that
-were cached before are not counted: say so when quoting the figures).
+were cached before are not counted: say so when quoting the figures). Figures also go to
+benchmarks/results/provision.json.
 
     .venv/bin/python benchmarks/provision.py [--keep]
 """
@@ -16,6 +17,7 @@ import sys
 import time
 from pathlib import Path
 
+import figures
 from lpse_lab import lab
 from lpse_lab.cli import ansible_env, bootstrap, cmd_up, playbook_cmd
 
@@ -62,6 +64,20 @@ def main() -> int:
     print(f"site.yml first run (baseline)          {first:7.1f} s   changed={changed(out1)}")
     print(f"site.yml second run (idempotent)       {second:7.1f} s   changed={changed(out2)}")
     print(f"ratio second/first                     {second / first:7.2f}")
+    figures.write(
+        "provision",
+        {
+            "hosts": [h.name for h in cfg.hosts],
+            "fresh_hosts": not args.keep,
+            "lab_up_s": t_up,
+            "bootstrap_s": t_boot,
+            "first_run_s": first,
+            "first_run_changed": changed(out1),
+            "second_run_s": second,
+            "second_run_changed": changed(out2),
+            "ratio_second_to_first": second / first,
+        },
+    )
     return 0
 
 
