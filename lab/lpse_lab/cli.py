@@ -252,8 +252,9 @@ def summary(cfg: lab.LabConfig) -> None:
 # Where the backup role expects the drive (backup_portable_mountpoint) is <lab_usb>/<this>.
 DRIVE_NAME = "lpse-backup"
 
-# What the demo's SPSE holds: a unit's busy quarter, small enough to back up in a few minutes.
-DEMO_TENDERS, DEMO_BIDS_PER_TENDER, DEMO_DOCUMENTS = 240, 8, "240M"
+# What the demo's SPSE holds: a unit's busy quarter, its documents scaled down to half the lab's
+# 256 MiB document disk (full size, 1920 bids would need about 9.5 GiB).
+DEMO_TENDERS, DEMO_BIDS_PER_TENDER, DEMO_DOCUMENTS = 240, 8, "120M"
 LPSE_BACKUP = "/opt/lpse-backup/venv/bin/lpse-backup"
 
 
@@ -276,7 +277,7 @@ def seed_demo(cfg: lab.LabConfig) -> dict[str, int]:
             spse.address,
             "sudo -u spse SPSE_CONFIG=/etc/spse/application.conf python3 /opt/spse/current/spse-simulator.pyz "
             f"generate --tenders {DEMO_TENDERS} --bids-per-tender {DEMO_BIDS_PER_TENDER} "
-            f"--documents-size {DEMO_DOCUMENTS} --seed 2026",
+            f"--documents-size {DEMO_DOCUMENTS} --spread --seed 2026",
             timeout=1800,
         )
         if gen.returncode != 0:
@@ -293,7 +294,7 @@ def seed_demo(cfg: lab.LabConfig) -> dict[str, int]:
     return {
         "tenders": sql("SELECT count(*) FROM lelang"),
         "bids": sql("SELECT count(*) FROM penawaran"),
-        "documents_mib": sql("SELECT coalesce(sum(dokumen_bytes), 0) / 1048576 FROM penawaran"),
+        "documents_mib": sql("SELECT (coalesce(sum(dokumen_bytes), 0) / 1048576)::bigint FROM penawaran"),
     }
 
 

@@ -638,10 +638,14 @@ def enter_cgroups(cgroups: list[Path]) -> None:
 
 
 def cgroup_pids(host: LabHost) -> set[int]:
+    """Every process in the host's cgroups. The host's systemd may remove a group while this walks
+    the tree (a unit that just stopped): a group gone meanwhile holds no process."""
     pids: set[int] = set()
     for cg in host_cgroups(host):
-        for procs in cg.rglob("cgroup.procs") if cg.exists() else ():
-            pids.update(int(p) for p in procs.read_text().split())
+        for folder, _, files in os.walk(cg):  # os.walk skips what vanished; rglob raises
+            if "cgroup.procs" in files:
+                with contextlib.suppress(OSError):  # ENOENT or ENODEV: removed meanwhile
+                    pids.update(int(p) for p in (Path(folder) / "cgroup.procs").read_text().split())
     return pids
 
 

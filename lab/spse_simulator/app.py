@@ -267,55 +267,76 @@ def write_document(path: Path, kind: str, size: int, rng: random.Random) -> str:
     return digest.hexdigest()
 
 
-def generate(cfg: Config, tenders: int, bids: int, documents_bytes: int, seed: int) -> dict[str, int]:
-    """Add tenders with bids and uploaded documents until the document budget is spent."""
+# The mean of doc_size: 0.7 x 2.6 MiB + 0.3 x 10.5 MiB.
+MEAN_DOCUMENT_BYTES = int((0.7 * 2.6 + 0.3 * 10.5) * 1024 * 1024)
+
+
+def generate(
+    cfg: Config, tenders: int, bids: int, documents_bytes: int, seed: int, spread: bool = False
+) -> dict[str, int]:
+    """Add tenders with bids and uploaded documents until the document budget is spent; with
+    `spread`, every bid gets a document, all scaled down to fit the budget (a small disk, many
+    bids). A failed run removes the documents it wrote: its rows are rolled back with it."""
     rng = random.Random(seed)
     migrate(cfg)
     now = datetime.now(UTC)
     written = n_bids = n_tenders = 0
-    with connect(cfg) as conn, conn.cursor() as cur:
-        for _ in range(tenders):
-            kode = "".join(rng.choices(string.digits, k=8))
-            cur.execute(
-                "INSERT INTO lelang (kode, nama, satker, pagu, closes_at) VALUES (%s, %s, %s, %s, %s) "
-                "ON CONFLICT (kode) DO NOTHING RETURNING id",
-                (
-                    kode,
-                    f"{rng.choice(PEKERJAAN)} Tahun {now.year}",
-                    rng.choice(SATKER),
-                    rng.randrange(50_000_000, 20_000_000_000),
-                    now + timedelta(days=rng.randint(-60, 30)),
-                ),
-            )
-            row = cur.fetchone()
-            if row is None:
-                continue
-            n_tenders += 1
-            for b in range(bids):
-                if written >= documents_bytes:  # budget spent: every bid keeps a real document
-                    break
-                kind, size = doc_size(rng)
-                size = min(size, documents_bytes - written)
-                rel = f"{now:%Y}/{kode}/penawaran-{b + 1}.{kind}"
-                sha = write_document(cfg.documents / rel, kind, size, rng)
-                written += size
-                n_bids += 1
+    total = tenders * bids
+    scale = min(1.0, documents_bytes / max(1, total * MEAN_DOCUMENT_BYTES)) if spread else 1.0
+    paths: list[Path] = []
+    try:
+        with connect(cfg) as conn, conn.cursor() as cur:
+            for _ in range(tenders):
+                kode = "".join(rng.choices(string.digits, k=8))
                 cur.execute(
-                    "INSERT INTO penawaran (lelang_id, peserta, harga, dokumen_path, dokumen_bytes, dokumen_sha256)"
-                    " VALUES (%s, %s, %s, %s, %s, %s)",
+                    "INSERT INTO lelang (kode, nama, satker, pagu, closes_at) VALUES (%s, %s, %s, %s, %s) "
+                    "ON CONFLICT (kode) DO NOTHING RETURNING id",
                     (
-                        row[0],
-                        f"CV {rng.choice(string.ascii_uppercase)}{rng.randint(1, 999)}",
-                        rng.randrange(40_000_000, 19_000_000_000),
-                        rel,
-                        size,
-                        sha,
+                        kode,
+                        f"{rng.choice(PEKERJAAN)} Tahun {now.year}",
+                        rng.choice(SATKER),
+                        rng.randrange(50_000_000, 20_000_000_000),
+                        now + timedelta(days=rng.randint(-60, 30)),
                     ),
                 )
-            cur.execute(
-                "INSERT INTO audit_log (actor, action, detail) VALUES ('simulator', 'generate', %s)",
-                (f"tender {kode}",),
-            )
+                row = cur.fetchone()
+                if row is None:
+                    continue
+                n_tenders += 1
+                for b in range(bids):
+                    if written >= documents_bytes:  # budget spent: every bid keeps a real document
+                        break
+                    kind, size = doc_size(rng)
+                    # Spread: each scaled to the budget, keeping 1 KiB for every bid still to come.
+                    left = (
+                        documents_bytes - written - (total - n_bids - 1) * 1024 if spread else documents_bytes - written
+                    )
+                    size = max(min(int(size * scale), left), 1024)
+                    rel = f"{now:%Y}/{kode}/penawaran-{b + 1}.{kind}"
+                    paths.append(cfg.documents / rel)
+                    sha = write_document(cfg.documents / rel, kind, size, rng)
+                    written += size
+                    n_bids += 1
+                    cur.execute(
+                        "INSERT INTO penawaran (lelang_id, peserta, harga, dokumen_path, dokumen_bytes, dokumen_sha256)"
+                        " VALUES (%s, %s, %s, %s, %s, %s)",
+                        (
+                            row[0],
+                            f"CV {rng.choice(string.ascii_uppercase)}{rng.randint(1, 999)}",
+                            rng.randrange(40_000_000, 19_000_000_000),
+                            rel,
+                            size,
+                            sha,
+                        ),
+                    )
+                cur.execute(
+                    "INSERT INTO audit_log (actor, action, detail) VALUES ('simulator', 'generate', %s)",
+                    (f"tender {kode}",),
+                )
+    except BaseException:
+        for path in paths:
+            path.unlink(missing_ok=True)
+        raise
     return {"tenders": n_tenders, "bids": n_bids, "documents_bytes": written}
 
 
@@ -335,11 +356,14 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--bids-per-tender", type=int, default=5)
     g.add_argument("--documents-size", default="200M", help="document bytes to write, e.g. 2G")
     g.add_argument("--seed", type=int, default=int(time.time()))
+    g.add_argument("--spread", action="store_true", help="a document for every bid, scaled down to fit the size")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     cfg = Config.load(args.config)
     if args.cmd == "generate":
-        result = generate(cfg, args.tenders, args.bids_per_tender, parse_size(args.documents_size), args.seed)
+        result = generate(
+            cfg, args.tenders, args.bids_per_tender, parse_size(args.documents_size), args.seed, args.spread
+        )
         print(
             f"added {result['tenders']} tenders, {result['bids']} bids, "
             f"{result['documents_bytes'] / 1024**2:.1f} MiB of documents"

@@ -84,7 +84,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that replace a host run after all the others, and tests that stop and start the
     whole lab run last: the lab's radosgw keeps objects in RAM, so a lab restart empties the
     off-room bucket that every backup test before it relies on."""
-    order = {"lab_rebuild": 1, "lab_example": 2, "lab_lifecycle": 3}
+    order = {"lab_rebuild": 1, "lab_demo": 2, "lab_example": 3, "lab_lifecycle": 4}
     items.sort(key=lambda item: max((v for k, v in order.items() if item.get_closest_marker(k)), default=0))
 
 
@@ -129,14 +129,30 @@ def lab_config() -> lab.LabConfig:
 
 @pytest.fixture(scope="session")
 def provisioned(lab_config: lab.LabConfig) -> dict[str, Run]:
-    """Lab up, bootstrapped, site.yml applied, then applied again at once (the idempotence check:
-    nothing else has touched the hosts in between). Returns the runs for inspection."""
+    """Lab up, bootstrapped, site.yml in check mode (on fresh hosts: before the first run), then
+    applied, then applied again at once (the idempotence check: nothing else has touched the hosts
+    in between). Returns the runs for inspection; "packages" holds, per host, which of the
+    packages the first run installs were already there before it (after the check run)."""
     subprocess.run([str(BIN / "lpse-lab"), "up"], check=True)
     boot = run_bootstrap()
     assert boot.rc == 0, boot.output[-3000:]
+    check = run_playbook("site.yml", "--check")
+    packages = Run(0, "".join(f"{h.name}: {installed(h.address, WATCHED_PACKAGES)}\n" for h in lab_config.hosts))
     site = run_playbook("site.yml")
     assert site.rc == 0, site.output[-5000:]
-    return {"bootstrap": boot, "site": site, "again": run_playbook("site.yml")}
+    return {"bootstrap": boot, "check": check, "packages": packages, "site": site, "again": run_playbook("site.yml")}
+
+
+# Packages a first site.yml installs on the lab hosts (bootstrap does not).
+WATCHED_PACKAGES = ("nftables", "nginx-light", "postgresql-15", "prometheus", "fail2ban", "pgbackrest")
+
+
+def installed(address: str, packages: tuple[str, ...]) -> str:
+    """Which of the packages are installed on a lab host, space-separated."""
+    res = lab.ssh(
+        address, "dpkg-query -W -f='${db:Status-Abbrev} ${Package}\\n' " + " ".join(packages) + " 2>/dev/null"
+    )
+    return " ".join(sorted(line.split()[1] for line in res.stdout.splitlines() if line.startswith("ii")))
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 
@@ -63,6 +64,23 @@ def test_second_site_run_changes_nothing(provisioned: dict[str, Run]) -> None:
     assert again.rc == 0, again.output[-3000:]
     changed = {h: r["changed"] for h, r in again.recap().items() if r["changed"]}
     assert not changed, f"not idempotent: {changed}\n{again.output[-4000:]}"
+
+
+def test_check_mode_before_the_first_run_reports_the_installs_and_changes_nothing(
+    provisioned: dict[str, Run],
+) -> None:
+    """site.yml --check on hosts just handed over (bootstrapped, never provisioned)."""
+    if os.environ.get("LPSE_LAB_REUSE") == "1":
+        pytest.skip("LPSE_LAB_REUSE=1: the hosts may have been provisioned before this session")
+    check = provisioned["check"]
+    assert check.rc == 0, check.output[-4000:]
+    recap = check.recap()
+    assert set(recap) == {"spse", "monitor", "offroom"}, recap
+    assert all(r["failed"] == 0 and r["changed"] > 0 for r in recap.values()), recap
+    assert "base : Install base packages" in check.output
+    # Nothing was installed by it: the first real run found none of the packages it brings.
+    before = dict(line.split(":", 1) for line in provisioned["packages"].output.splitlines())
+    assert all(not found.strip() for found in before.values()), before
 
 
 def test_check_mode_runs_clean(provisioned: dict[str, Run]) -> None:
