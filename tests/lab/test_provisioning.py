@@ -88,3 +88,18 @@ def test_check_mode_runs_clean(provisioned: dict[str, Run]) -> None:
     assert check.rc == 0, check.output[-3000:]
     recap = check.recap()
     assert all(r["failed"] == 0 and r["changed"] == 0 for r in recap.values()), recap
+
+
+def test_install_tag_reaches_the_included_wheel_tasks_and_drops_loose_wheels(
+    provisioned: dict[str, Run], address: dict[str, str]
+) -> None:
+    """`--tags lpse_exporter_install` reaches the tasks of the python_package role it includes,
+    and a wheel left in the wheels folder by a build before the archive is removed."""
+    stale = "/opt/lpse-exporter/wheels/lpse_exporter-0.0.1-py3-none-any.whl"
+    assert ssh(address["offroom"], "lpseops", f"sudo touch {stale}").returncode == 0
+    run = run_playbook("servers.yml", "--limit", "offroom", "--tags", "lpse_exporter_install")
+    assert run.rc == 0, run.output[-3000:]
+    assert "python_package : Remove the loose wheels of earlier builds of lpse-exporter" in run.output
+    assert run.recap()["offroom"]["changed"] == 1, run.output[-3000:]
+    assert ssh(address["offroom"], "lpseops", f"test -e {stale}").returncode == 1
+    assert ssh(address["offroom"], "lpseops", "systemctl is-active lpse-exporter").stdout.strip() == "active"

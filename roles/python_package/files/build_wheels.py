@@ -69,6 +69,9 @@ def main() -> int:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if (out / ".complete").exists() and (out / ARCHIVE).exists():
             status = "cached"
+        elif (out / ".complete").exists() and any(out.glob("*.whl")):  # built before the archive existed
+            archive(out, out / ARCHIVE)
+            status = "cached"
         elif a.wheelhouse:
             shutil.rmtree(out, ignore_errors=True)
             out.mkdir()
