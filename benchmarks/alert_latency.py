@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import statistics
 import subprocess
+import time
 from pathlib import Path
 
 import figures as results
@@ -30,6 +32,7 @@ from lpse_lab import faults, lab
 from lpse_lab.cli import ansible_env, playbook_cmd
 
 PROMISE_S = 60.0
+PHASE_S = 10.0  # the roles' default scrape and evaluation interval
 RESULTS = results.default_path("alert_latency")
 # Timings the lab inventory shortens, by the role that owns them.
 TIMINGS = {
@@ -105,7 +108,12 @@ def run(cfg: lab.LabConfig, chosen: list[faults.Fault], rounds: int) -> list[dic
     print(f"{'fault':<36} {'alert':<16} {'firing s (p50, max)':>20} {'resolved s (p50, max)':>22}")
     figures: list[dict[str, object]] = []
     for fault in chosen:
-        runs = [faults.measure(fault, spse, timeout=240) for _ in range(rounds)]
+        runs = []
+        for _ in range(rounds):
+            # Rounds last a near multiple of the 10 s scrape and evaluation intervals: started at
+            # once, every round would meet the same phase and the max would not be a worst case.
+            time.sleep(random.uniform(0, PHASE_S))
+            runs.append(faults.measure(fault, spse, timeout=240))
         firing = [r.firing_s for r in runs if r.firing_s is not None]
         resolved = [r.resolved_s for r in runs if r.resolved_s is not None]
         missed = rounds - len(firing)
