@@ -27,9 +27,13 @@ def commit() -> str:
     return f"{rev}+changes" if git("status", "--porcelain", "--untracked-files=no") else rev
 
 
+# The code that runs is the code at the start: a benchmark takes up to an hour, commits may land meanwhile.
+STARTED_AT = commit()
+
+
 def write(name: str, figures: dict[str, Any], path: Path | None = None) -> Path:
     path = path or default_path(name)
-    record = {"benchmark": name, "commit": commit(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")} | figures
+    record = {"benchmark": name, "commit": STARTED_AT, "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")} | figures
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(record, indent=2) + "\n")
