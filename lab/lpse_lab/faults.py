@@ -95,10 +95,16 @@ class Latency:
     alertname: str
     firing_s: float | None  # None: no e-mail within the time allowed
     resolved_s: float | None
+    # Subjects of the other SPSE alert's firing mails meanwhile: one outage should page once.
+    also_paged: tuple[str, ...] = ()
+
+
+FIRING, RESOLVED = "MENYALA/FIRING", "PULIH/RESOLVED"
+SPSE_ALERTS = ("SpseDown", "SpseUnreachable")
 
 
 def _mail_for(alertname: str, instance: str, status: str) -> Callable[[oncall.Mail], bool]:
-    tag = "MENYALA/FIRING" if status == "firing" else "PULIH/RESOLVED"
+    tag = FIRING if status == "firing" else RESOLVED
     return lambda m: tag in m.subject and f" {alertname} {instance}" in m.subject
 
 
@@ -118,4 +124,10 @@ def measure(fault: Fault, host: lab.LabHost, timeout: float = 120.0) -> Latency:
     got = oncall.wait_for(
         lambda: oncall.mails(lab.ONCALL_DIR, since=t1), _mail_for(fault.alertname, named, "resolved"), timeout
     )
-    return Latency(fault.name, fault.alertname, firing, got.received - t1 if got else None)
+    others = [a for a in SPSE_ALERTS if a != fault.alertname] if fault.alertname in SPSE_ALERTS else []
+    also = tuple(
+        m.subject
+        for m in oncall.mails(lab.ONCALL_DIR, since=t0)
+        if FIRING in m.subject and any(f" {a} " in m.subject for a in others)
+    )
+    return Latency(fault.name, fault.alertname, firing, got.received - t1 if got else None, also)

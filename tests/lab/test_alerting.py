@@ -150,8 +150,9 @@ def test_fault_reaches_oncall_by_mail_and_resolves(
     print(f"{fault.name}: {fault.alertname} e-mail after {latency.firing_s} s, resolved after {latency.resolved_s} s")
     assert latency.firing_s is not None, f"no {fault.alertname} e-mail within 120 s of: {fault.name}"
     assert latency.resolved_s is not None, f"no resolved e-mail within 120 s of undoing: {fault.name}"
-    if fault.alertname in ("SpseDown", "SpseUnreachable"):
+    if fault.alertname in faults.SPSE_ALERTS:
         assert latency.firing_s <= 60, "SPSE unreachable, for any reason, must page within 60 s"
+        assert not latency.also_paged, f"one outage, one page: also got {latency.also_paged}"
 
 
 def silences(address: str) -> list[dict]:
