@@ -10,9 +10,10 @@ What it does, on the SPSE host:
    database with bulk rows in the simulator's audit_log, to at least --db-gb and --docs-gb.
 2. Runs `lpse-backup run` with a copy of the deployed settings that points at that directory
    (full: first copy of the new data; incremental: after 1 % more), on a fresh 16 GiB drive.
-3. Baseline, side by side on the same data and the same drive: `tar -cf - <database files>
-   <documents> | zstd -T0 | age -r <recipient>` into one file (no verification, no PITR, no
-   deduplication, no off-room copy).
+3. Baselines, side by side on the same data: `tar -cf - <database files> <documents> | zstd -T0
+   | age -r <recipient>` into one file on the same drive, and streamed into a bucket of the same
+   S3 server (no verification, no PITR, no deduplication). Each target's ratio divides by the
+   baseline to that target.
 4. RPO: a writer commits a timestamped row every 100 ms; PostgreSQL is SIGKILLed (the server is
    lost); the newest copy in the bucket is restored to the end of its WAL; RPO = newest
    committed row minus newest restored row. Target: at most 60 s.
@@ -37,8 +38,8 @@ from lpse_lab.cli import DRIVE_NAME, LPSE_BACKUP
 
 BENCH_DOCS = "/srv/spse-bench/documents"
 BENCH_CONF = "/etc/lpse-backup/bench.toml"
-PAIR = re.compile(r"^\[(\w+) -> (\w+)\] ok, ([\d.]+) MiB in ([\d.]+) s$", re.M)
-VERIFIED = re.compile(r"^\[(\w+) -> (\w+)\] verified in ([\d.]+) s$", re.M)
+# What lpse_backup.steps prints for a copy: "[documents -> s3] ok in 12.3 s, 45.6 MiB, verified (3.2 s)".
+PAIR = re.compile(r"^\[(\w+) -> (\w+)\] ok in ([\d.]+) s, ([\d.]+) MiB, [^(\n]*(?:\(([\d.]+) s\))?", re.M)
 DRILL = re.compile(r"^\[drill (\w+) <- (\w+)\] (ok in ([\d.]+) s|FAILED: .*)", re.M)
 
 
@@ -108,21 +109,50 @@ class Copy:
 def timed_run(h: Host) -> dict[tuple[str, str], Copy]:
     """What each dataset/target pair of one `lpse-backup run` took."""
     out = h.sh(f"{LPSE_BACKUP} run --config {BENCH_CONF}")
-    verify = {(m[1], m[2]): float(m[3]) for m in VERIFIED.finditer(out)}
-    return {(m[1], m[2]): Copy(float(m[3]), float(m[4]), verify.get((m[1], m[2]), 0.0)) for m in PAIR.finditer(out)}
+    return {(m[1], m[2]): Copy(float(m[4]), float(m[3]), float(m[5] or 0.0)) for m in PAIR.finditer(out)}
 
 
-def baseline(h: Host, recipient: str) -> float:
-    """Seconds for tar | zstd | age of the database files and the documents onto the drive."""
+# The bucket baseline: one streamed upload, through the backup job's own S3 settings and client,
+# into a bucket of its own without object lock (so that it can be removed afterwards).
+TO_BUCKET = """
+import sys
+from pathlib import Path
+from lpse_backup.offroom import client
+from lpse_backup.settings import Settings
+o = Settings.load(Path("/etc/lpse-backup/config.toml")).offroom
+s3, bucket = client(o), "lpse-bench-baseline"
+if sys.argv[1] == "put":
+    try:
+        s3.create_bucket(Bucket=bucket)
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        pass
+    s3.upload_fileobj(sys.stdin.buffer, bucket, "baseline.tar.zst.age")
+else:
+    s3.delete_object(Bucket=bucket, Key="baseline.tar.zst.age")
+    s3.delete_bucket(Bucket=bucket)
+"""
+
+
+def baseline(h: Host, recipient: str, target: str) -> float:
+    """Seconds for tar | zstd | age of the database files and the documents onto the drive
+    ("portable") or into the off-room bucket ("s3")."""
     h.sh("apt-get install -y -q zstd >/dev/null")
+    h.sh("cat > /var/tmp/bench-to-bucket.py", stdin=TO_BUCKET)
     h.sh("runuser -u postgres -- psql -X -q -c CHECKPOINT")
+    sink = {
+        "portable": f"> /media/{DRIVE_NAME}/baseline.tar.zst.age && sync",
+        "s3": "| /opt/lpse-backup/venv/bin/python /var/tmp/bench-to-bucket.py put",
+    }[target]
     t0 = time.monotonic()
     h.sh(
         f"tar -C / -cf - var/lib/postgresql/15/main {BENCH_DOCS.lstrip('/')} 2>/dev/null | zstd -q -T0 -3 "
-        f"| age -r {recipient} > /media/{DRIVE_NAME}/baseline.tar.zst.age && sync"
+        f"| age -r {recipient} {sink}"
     )
     took = time.monotonic() - t0
-    h.sh(f"rm -f /media/{DRIVE_NAME}/baseline.tar.zst.age")
+    if target == "portable":
+        h.sh(f"rm -f /media/{DRIVE_NAME}/baseline.tar.zst.age")
+    else:
+        h.sh("/opt/lpse-backup/venv/bin/python /var/tmp/bench-to-bucket.py remove")
     return took
 
 
@@ -220,11 +250,15 @@ def main() -> int:
             )
 
     recipient = h.sh("grep -o 'age1[0-9a-z]*' /etc/lpse-backup/config.toml | head -1").strip()
-    base_s = baseline(h, recipient)
-    base_mbps = (db_bytes + docs_bytes) / 1e6 / base_s
-    print(f"baseline tar | zstd -3 | age to the drive: {base_s:.1f} s, {base_mbps:.1f} MB/s")
-    record["baseline"] = {"what": "tar | zstd -3 | age to the drive", "seconds": base_s, "mb_s": base_mbps}
+    record["baselines"], base = [], {}
     for target in ("portable", "s3"):
+        base_s = baseline(h, recipient, target)
+        base[target] = base_mbps = (db_bytes + docs_bytes) / 1e6 / base_s
+        where = {"portable": "the drive", "s3": "the bucket"}[target]
+        print(f"baseline tar | zstd -3 | age to {where}: {base_s:.1f} s, {base_mbps:.1f} MB/s")
+        record["baselines"].append(
+            {"target": target, "what": f"tar | zstd -3 | age to {where}", "seconds": base_s, "mb_s": base_mbps}
+        )
         # The drive's database copy is made from the local repository: its time counts too.
         pairs = [("database", target), ("documents", target)]
         pairs += [("database", "local")] if target == "portable" else []
@@ -236,10 +270,11 @@ def main() -> int:
             mbps = (db_bytes + docs_bytes) / 1e6 / secs
             print(
                 f"ours, database + documents to {target} ({what}): {secs:.1f} s, {mbps:.1f} MB/s, "
-                f"ratio to baseline {mbps / base_mbps:.2f}"
+                f"ratio to the baseline to the same target {mbps / base[target]:.2f}"
             )
             record["ours"].append(
-                {"target": target, "what": what, "seconds": secs, "mb_s": mbps, "ratio_to_baseline": mbps / base_mbps}
+                {"target": target, "what": what, "seconds": secs, "mb_s": mbps}
+                | {"ratio_to_baseline": mbps / base[target]}
             )
 
     drill = h.sh(f"{LPSE_BACKUP} drill --config {BENCH_CONF} --target s3 --target portable", check=False)

@@ -270,6 +270,7 @@ class Drill:
             cluster.remove()
 
     def documents(self, repo: Restic, sources: Sequence[Path], tag: str = "documents") -> str:
+        repo.unlock()  # a run cut short (killed, its drive pulled) leaves a lock that blocks reading
         latest = repo.latest(tag)
         if latest is None:
             raise BackupError(f"no {tag} snapshot in {repo.repository}")

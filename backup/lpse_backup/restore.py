@@ -57,6 +57,7 @@ def restore_server(s: Settings, source: str, at: dt.datetime | None, yes: bool, 
     repo_path = t.drive().mountpoint / LATEST if source == "portable" else None
     repo = t.repo(source)
     files = t.restic(source)
+    files.unlock()  # stale locks only: a run cut short (killed, its drive pulled) leaves one
     documents = snapshot_at(files, "documents", at)  # before anything is stopped: fail early
 
     t0 = time.monotonic()

@@ -307,7 +307,7 @@ def cmd_drive(cfg: lab.LabConfig, action: str, label: str, host_name: str, size_
         print(f"drive {label} plugged into {host.name} at {where}")
     elif action == "unplug":
         lab.unplug(host, DRIVE_NAME)
-        print(f"drive unplugged from {host.name}")
+        print(f"drive pulled out of {host.name} (its device failed under any copy, then the mount went)")
     else:
         for where, plugged in lab.plugged(host).items():
             print(f"{host.name}: {plugged} at {where}")

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import yaml
 
+from lpse_lab import faultydrive
 from lpse_lab.oncall import RelaySettings
 
 log = logging.getLogger("lpse_lab")
@@ -586,35 +587,99 @@ def plugged(host: LabHost) -> dict[str, str]:
     for line in run(["findmnt", "-rn", "-o", "TARGET,SOURCE"]).stdout.splitlines():
         target, _, source = line.partition(" ")
         if target.startswith(f"{port}/"):
-            back = run(["losetup", "-n", "-O", "BACK-FILE", source], check=False).stdout.strip()
-            out[host.usb + target[len(str(port)) :]] = Path(back).stem
+            back = Path(run(["losetup", "-n", "-O", "BACK-FILE", source], check=False).stdout.strip())
+            out[host.usb + target[len(str(port)) :]] = back.parent.stem if back.name == faultydrive.NAME else back.stem
     return out
 
 
+def _device_dir(image: Path) -> Path:
+    """Where the drive's device (lpse_lab.faultydrive) serves the image as one file."""
+    return image.with_name(image.stem + ".device")
+
+
+def _loop_holds(path: Path) -> bool:
+    return bool(run(["losetup", "-n", "-O", "NAME", "-j", str(path)], check=False).stdout.strip())
+
+
+def _release_device(image: Path, wait_s: float) -> bool:
+    """Stop the device of a pulled drive once nothing holds it any more (a job still writing to
+    the pulled filesystem keeps it); True when it is gone."""
+    dev = _device_dir(image)
+    deadline = time.monotonic() + wait_s
+    while is_mounted(dev):
+        if not _loop_holds(dev / faultydrive.NAME):
+            run(["umount", str(dev)], check=False)
+            if not is_mounted(dev):
+                break
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    faultydrive.pulled_flag(image).unlink(missing_ok=True)
+    with contextlib.suppress(OSError):
+        dev.rmdir()
+    return True
+
+
 def plug(host: LabHost, image: Path, name: str) -> str:
-    """Mount a drive image at <usb>/<name> inside `host`; returns that path."""
+    """Plug a drive image in: its device (lpse_lab.faultydrive, so that a pull can make it fail)
+    loop-mounted at <usb>/<name> inside `host`; returns that path."""
     if not host.usb:
         raise LabError(f"lab host {host.name} has no USB port (lab_usb in inventories/lab/hosts.yml)")
     mnt = usb_port(host) / name
     if is_mounted(mnt):
         raise LabError(f"a drive is already plugged in at {host.usb}/{name} on {host.name}: unplug it first")
+    if not _release_device(image, 60):
+        raise LabError(f"drive {image.stem} was pulled while in use and something still holds it: end that first")
+    dev = _device_dir(image)
+    dev.mkdir(exist_ok=True)
+    log_file = (image.parent / f"{image.stem}.device.log").open("ab")
+    subprocess.Popen(
+        [sys.executable, "-m", "lpse_lab.faultydrive", str(image), str(dev)],
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # outlives `lpse-lab drive plug`
+    )
+    deadline = time.monotonic() + 10
+    while not (dev / faultydrive.NAME).exists():
+        if time.monotonic() > deadline:
+            raise LabError(f"the device of drive {image.stem} did not start: see {log_file.name}")
+        time.sleep(0.1)
     mnt.mkdir(parents=True, exist_ok=True)
-    run(["mount", "-o", "loop", str(image), str(mnt)])
+    run(["mount", "-o", "loop", str(dev / faultydrive.NAME), str(mnt)])
     return f"{host.usb}/{name}"
 
 
+def drive_speed(image: Path, kib_s: float | None) -> None:
+    """Make a drive write at `kib_s` KiB/s (None: as fast as this machine's disk)."""
+    rate = faultydrive.rate_file(image)
+    if kib_s is None:
+        rate.unlink(missing_ok=True)
+    else:
+        rate.write_text(f"{kib_s}\n")
+
+
 def unplug(host: LabHost, name: str) -> None:
-    """Unmount the drive at <usb>/<name> (lazily: a job that still has files open loses them,
-    as it would when a drive is pulled out)."""
+    """Pull the drive at <usb>/<name> out: its device fails at once (a copy under way gets EIO,
+    as from a vanished disk), then the mount goes, the way an automounter drops it. A job that
+    still has files open keeps the failing filesystem until it lets go."""
     mnt = usb_port(host) / name
-    if is_mounted(mnt):
-        run(["umount", "--lazy", str(mnt)])
+    if not is_mounted(mnt):
+        return
+    label = plugged(host).get(f"{host.usb}/{name}", "")
+    image = drive_image(label) if label else None
+    if image is not None and is_mounted(_device_dir(image)):
+        faultydrive.pulled_flag(image).touch()
+    run(["umount", "--lazy", str(mnt)])
+    if image is not None:
+        _release_device(image, 5)
 
 
 def unmount_usb_port(host: LabHost) -> None:
     port = usb_port(host)
     for target in plugged(host):
         unplug(host, Path(target).name)
+    for dev in DRIVES_DIR.glob("*.device") if DRIVES_DIR.is_dir() else ():
+        _release_device(DRIVES_DIR / f"{dev.stem}.img", 30)
     for _ in range(8):  # the shared bind may be stacked (propagated back from the host's mount)
         if not is_mounted(port):
             break

@@ -127,20 +127,33 @@ def lab_config() -> lab.LabConfig:
     return lab.load_config()
 
 
+@dataclass(frozen=True)
+class Provisioned:
+    """The runs of the `provisioned` fixture, and which of WATCHED_PACKAGES each host had
+    before and after the check run (space-separated, per host name)."""
+
+    bootstrap: Run
+    check: Run
+    site: Run
+    again: Run
+    before_check: dict[str, str]
+    after_check: dict[str, str]
+
+
 @pytest.fixture(scope="session")
-def provisioned(lab_config: lab.LabConfig) -> dict[str, Run]:
+def provisioned(lab_config: lab.LabConfig) -> Provisioned:
     """Lab up, bootstrapped, site.yml in check mode (on fresh hosts: before the first run), then
     applied, then applied again at once (the idempotence check: nothing else has touched the hosts
-    in between). Returns the runs for inspection; "packages" holds, per host, which of the
-    packages the first run installs were already there before it (after the check run)."""
+    in between)."""
     subprocess.run([str(BIN / "lpse-lab"), "up"], check=True)
     boot = run_bootstrap()
     assert boot.rc == 0, boot.output[-3000:]
+    before = {h.name: installed(h.address, WATCHED_PACKAGES) for h in lab_config.hosts}
     check = run_playbook("site.yml", "--check")
-    packages = Run(0, "".join(f"{h.name}: {installed(h.address, WATCHED_PACKAGES)}\n" for h in lab_config.hosts))
+    after = {h.name: installed(h.address, WATCHED_PACKAGES) for h in lab_config.hosts}
     site = run_playbook("site.yml")
     assert site.rc == 0, site.output[-5000:]
-    return {"bootstrap": boot, "check": check, "packages": packages, "site": site, "again": run_playbook("site.yml")}
+    return Provisioned(boot, check, site, run_playbook("site.yml"), before, after)
 
 
 # Packages a first site.yml installs on the lab hosts (bootstrap does not).
@@ -156,7 +169,7 @@ def installed(address: str, packages: tuple[str, ...]) -> str:
 
 
 @pytest.fixture(scope="session")
-def ssh_config(tmp_path_factory: pytest.TempPathFactory, provisioned: dict[str, Run]) -> Path:
+def ssh_config(tmp_path_factory: pytest.TempPathFactory, provisioned: Provisioned) -> Path:
     """ControlMaster keeps testinfra fast (one SSH handshake per host)."""
     d = tmp_path_factory.mktemp("ssh")
     cfg = d / "config"

@@ -417,6 +417,66 @@ def test_a_tampered_pack_is_caught_and_never_counted_as_good(spse: testinfra.hos
         lab.plug(spse_host, lab.drive_image("lpse-backup-1"), DRIVE_NAME)
 
 
+# The drive's copies in the order a night makes them; each is pulled under once.
+PORTABLE_COPIES = ("database", "dump", "documents", "system")
+
+
+def fresh_data(spse: testinfra.host.Host) -> None:
+    """A few new MiB in every dataset, so that each copy to the slowed drive takes seconds."""
+    psql(spse, "CREATE TABLE IF NOT EXISTS lab_pull (b text)")
+    psql(spse, "TRUNCATE lab_pull")
+    psql(spse, "COPY lab_pull FROM PROGRAM 'head -c 1M /dev/urandom | base64 -w0'")
+    spse.check_output("head -c 2M /dev/urandom > /var/lib/spse/documents/lab-pull.bin")
+    spse.check_output("head -c 1M /dev/urandom > /etc/lab-pull.bin")
+
+
+def test_drive_pulled_under_each_copy_counts_nothing_and_keeps_its_earlier_copy(
+    spse: testinfra.host.Host, spse_host: lab.LabHost, drive: Path
+) -> None:
+    # The drive's device fails under the copy (lpse_lab.faultydrive), as a pulled USB drive does;
+    # then the mount goes, as an automounter drops it. At 512 KiB/s each copy lasts seconds.
+    image = lab.drive_image("lpse-backup-1")
+    lab.drive_speed(image, 512)
+    try:
+        for i, dataset in enumerate(PORTABLE_COPIES):
+            fresh_data(spse)
+            good = prom(spse, "lpse_backup_last_success_timestamp_seconds")
+            since = spse.check_output("date '+%Y-%m-%d %H:%M:%S'")
+            spse.check_output("systemctl start --no-block lpse-backup.service")
+            journal = f"journalctl -u lpse-backup.service --since '{since}' --no-pager -o cat"
+            deadline = time.monotonic() + 180
+            while f"[{dataset} -> portable] ..." not in spse.run(journal).stdout:
+                assert time.monotonic() < deadline, f"the run never reached {dataset} -> portable"
+                time.sleep(0.1)
+            lab.unplug(spse_host, DRIVE_NAME)
+            while spse.run("systemctl is-active lpse-backup.service").stdout.strip() in ("activating", "active"):
+                assert time.monotonic() < deadline + 300, "the run did not end after the drive was pulled"
+                time.sleep(1)
+            out = spse.run(journal).stdout
+            assert spse.run("systemctl is-failed lpse-backup.service").stdout.strip() == "failed", out
+            ok = prom(spse, "lpse_backup_last_run_success")
+            at = prom(spse, "lpse_backup_last_success_timestamp_seconds")
+            for later in PORTABLE_COPIES[i:]:
+                assert f"[{later} -> portable] ok" not in out, f"pulled under {dataset}:\n{out}"
+                assert ok[(later, "portable")] == 0.0, f"{later} counted ok after the pull under {dataset}"
+                assert at[(later, "portable")] == good[(later, "portable")]
+            stray = spse.run(f"find {DRIVE} -mindepth 1 -print -quit").stdout.strip()
+            assert not stray, f"written to the server's own disk after the pull: {stray}"
+            lab.plug(spse_host, image, DRIVE_NAME)
+    finally:
+        lab.drive_speed(image, None)
+        if not lab.plugged(spse_host):
+            lab.plug(spse_host, image, DRIVE_NAME)
+        psql(spse, "DROP TABLE IF EXISTS lab_pull")
+        spse.run("rm -f /var/lib/spse/documents/lab-pull.bin /etc/lab-pull.bin")
+    # Plugged in again, the drive still restores what it held before the pulls.
+    res = spse.run(f"{LPSE_BACKUP} drill --target portable")
+    assert res.rc == 0, res.stdout + res.stderr
+    drilled = res.stdout
+    assert re.search(r"\[drill database <- portable\] ok in [\d.]+ s: rows compared: lelang [1-9]", drilled), drilled
+    assert re.search(r"\[drill documents <- portable\] ok in [\d.]+ s: [1-9]\d* files identical", drilled), drilled
+
+
 def test_key_escrow_sheet_holds_every_key_and_only_its_reader_can_open_it(provisioned: object, tmp_path: Path) -> None:
     sheet = tmp_path / "lpse-keys.txt"
     run = run_playbook("key-escrow.yml", "-e", f"escrow_sheet={sheet}")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 
 import pytest
-from conftest import Run, run_bootstrap, run_playbook
+from conftest import Provisioned, run_bootstrap, run_playbook
 from lpse_lab import lab
 
 pytestmark = pytest.mark.lab
@@ -17,26 +16,26 @@ def ssh(address: str, user: str, command: str = "true", *opts: str) -> subproces
     return lab.ssh(address, command, user=user, options=opts, timeout=30)
 
 
-def test_first_site_run_succeeded_on_every_host(provisioned: dict[str, Run], address: dict[str, str]) -> None:
-    recap = provisioned["site"].recap()
+def test_first_site_run_succeeded_on_every_host(provisioned: Provisioned, address: dict[str, str]) -> None:
+    recap = provisioned.site.recap()
     assert set(recap) == set(address)
     assert all(r["failed"] == 0 and r["unreachable"] == 0 for r in recap.values()), recap
 
 
-def test_bootstrap_made_hosts_ansible_ready(address: dict[str, str], provisioned: dict[str, Run]) -> None:
+def test_bootstrap_made_hosts_ansible_ready(address: dict[str, str], provisioned: Provisioned) -> None:
     for addr in address.values():
         res = ssh(addr, "lpseops", "sudo -n python3 -c 'import sys; print(sys.version_info[0])'")
         assert res.returncode == 0 and res.stdout.strip() == "3", res.stderr
 
 
-def test_root_cannot_log_in(address: dict[str, str], provisioned: dict[str, Run]) -> None:
+def test_root_cannot_log_in(address: dict[str, str], provisioned: Provisioned) -> None:
     for addr in address.values():
         res = ssh(addr, "root")
         assert res.returncode == 255
         assert "Permission denied" in res.stderr
 
 
-def test_password_login_is_refused(address: dict[str, str], provisioned: dict[str, Run]) -> None:
+def test_password_login_is_refused(address: dict[str, str], provisioned: Provisioned) -> None:
     res = ssh(
         address["spse"],
         "lpseops",
@@ -50,7 +49,7 @@ def test_password_login_is_refused(address: dict[str, str], provisioned: dict[st
     assert "Permission denied (publickey)" in res.stderr
 
 
-def test_second_bootstrap_changes_nothing(provisioned: dict[str, Run]) -> None:
+def test_second_bootstrap_changes_nothing(provisioned: Provisioned) -> None:
     again = run_bootstrap()
     assert again.rc == 0, again.output[-2000:]
     total = re.search(r"Grand total\s+(\d+)\s+(\d+|-)", again.output)
@@ -58,32 +57,31 @@ def test_second_bootstrap_changes_nothing(provisioned: dict[str, Run]) -> None:
     assert total.group(2) == "-", f"bootstrap changed {total.group(2)} operations on a second run"
 
 
-def test_second_site_run_changes_nothing(provisioned: dict[str, Run]) -> None:
+def test_second_site_run_changes_nothing(provisioned: Provisioned) -> None:
     """The second run, right after the first (tests/lab/conftest.py), reports no change."""
-    again = provisioned["again"]
+    again = provisioned.again
     assert again.rc == 0, again.output[-3000:]
     changed = {h: r["changed"] for h, r in again.recap().items() if r["changed"]}
     assert not changed, f"not idempotent: {changed}\n{again.output[-4000:]}"
 
 
 def test_check_mode_before_the_first_run_reports_the_installs_and_changes_nothing(
-    provisioned: dict[str, Run],
+    provisioned: Provisioned,
 ) -> None:
     """site.yml --check on hosts just handed over (bootstrapped, never provisioned)."""
-    if os.environ.get("LPSE_LAB_REUSE") == "1":
-        pytest.skip("LPSE_LAB_REUSE=1: the hosts may have been provisioned before this session")
-    check = provisioned["check"]
+    if any(provisioned.before_check.values()):
+        pytest.skip(f"the lab hosts were provisioned before this run: {provisioned.before_check}")
+    check = provisioned.check
     assert check.rc == 0, check.output[-4000:]
     recap = check.recap()
     assert set(recap) == {"spse", "monitor", "offroom"}, recap
     assert all(r["failed"] == 0 and r["changed"] > 0 for r in recap.values()), recap
     assert "base : Install base packages" in check.output
     # Nothing was installed by it: the first real run found none of the packages it brings.
-    before = dict(line.split(":", 1) for line in provisioned["packages"].output.splitlines())
-    assert all(not found.strip() for found in before.values()), before
+    assert provisioned.after_check == provisioned.before_check, provisioned.after_check
 
 
-def test_check_mode_runs_clean(provisioned: dict[str, Run]) -> None:
+def test_check_mode_runs_clean(provisioned: Provisioned) -> None:
     check = run_playbook("site.yml", "--check")
     assert check.rc == 0, check.output[-3000:]
     recap = check.recap()
@@ -91,7 +89,7 @@ def test_check_mode_runs_clean(provisioned: dict[str, Run]) -> None:
 
 
 def test_install_tag_reaches_the_included_wheel_tasks_and_drops_loose_wheels(
-    provisioned: dict[str, Run], address: dict[str, str]
+    provisioned: Provisioned, address: dict[str, str]
 ) -> None:
     """`--tags lpse_exporter_install` reaches the tasks of the python_package role it includes,
     and a wheel left in the wheels folder by a build before the archive is removed."""
