@@ -16,6 +16,7 @@ from lpse_exporter.collectors.disk import DiskSource
 from lpse_exporter.collectors.memory import MemorySource
 from lpse_exporter.collectors.network import NetworkSource
 from lpse_exporter.collectors.textfile import TextfileSource
+from lpse_exporter.collectors.ups import UpsSource
 from lpse_exporter.collectors.uptime import BootSource, ProbeSource
 from lpse_exporter.config import Config, ConfigError, load
 from lpse_exporter.server import serve
@@ -31,6 +32,8 @@ def build(cfg: Config) -> tuple[CollectorRegistry, ProbeSource]:
         probes,
         TextfileSource(cfg.textfile_dir),
     ]
+    if cfg.ups:
+        sources.append(UpsSource(cfg.ups, cfg.probe_timeout))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LpseCollector(sources))
     return registry, probes

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lpse_exporter.collectors.network import VIRTUAL_INTERFACES
+from lpse_exporter.collectors.ups import UpsTarget
 from lpse_exporter.collectors.uptime import InternetTarget, SpseCheck, TlsTarget
 
 
@@ -37,6 +38,7 @@ class Config:
     spse: SpseCheck | None = None
     internet: tuple[InternetTarget, ...] = ()
     tls: tuple[TlsTarget, ...] = ()
+    ups: tuple[UpsTarget, ...] = ()
     probe_interval: float = 10.0
     probe_timeout: float = 5.0
     web: WebConfig = field(default_factory=WebConfig)
@@ -72,6 +74,23 @@ def parse(data: dict[str, Any]) -> Config:
         TlsTarget(t["host"], int(t.get("port", 443)), t.get("server_name"), t.get("ca_file"))
         for t in _get(data, "tls_targets", list, "", [])
     ]
+    ups = []
+    for i, u in enumerate(_get(data, "ups", list, "", [])):
+        where = f"ups[{i}]."
+        if not _get(u, "name", str, where):
+            raise ConfigError(f"{where}name is required: the UPS's name in upsd (its section in ups.conf)")
+        if bool(u.get("username")) != bool(u.get("password_file")):
+            raise ConfigError(f"{where}username and {where}password_file go together")
+        pw = _get(u, "password_file", str, where)
+        ups.append(
+            UpsTarget(
+                u["name"],
+                _get(u, "host", str, where, "127.0.0.1"),
+                _get(u, "port", int, where, 3493),
+                _get(u, "username", str, where),
+                Path(pw) if pw else None,
+            )
+        )
     uplinks = {k: float(v) for k, v in _get(data, "uplinks_bps", dict, "", {}).items()}
     if any(v <= 0 for v in uplinks.values()):
         raise ConfigError("uplinks_bps values are the contracted bandwidth in bits per second and must be > 0")
@@ -90,6 +109,7 @@ def parse(data: dict[str, Any]) -> Config:
         spse=spse,
         internet=tuple(internet),
         tls=tuple(tls),
+        ups=tuple(ups),
         probe_interval=float(_get(data, "probe_interval_seconds", (int, float), "", 10)),
         probe_timeout=float(_get(data, "probe_timeout_seconds", (int, float), "", 5)),
         web=WebConfig(web.get("cert_file"), web.get("key_file"), dict(web.get("basic_auth_users", {}))),
