@@ -15,6 +15,7 @@ from lpse_exporter.collectors.base import LpseCollector, Source
 from lpse_exporter.collectors.disk import DiskSource
 from lpse_exporter.collectors.memory import MemorySource
 from lpse_exporter.collectors.network import NetworkSource
+from lpse_exporter.collectors.temperature import TemperatureSource
 from lpse_exporter.collectors.textfile import TextfileSource
 from lpse_exporter.collectors.ups import UpsSource
 from lpse_exporter.collectors.uptime import BootSource, ProbeSource
@@ -29,6 +30,7 @@ def build(cfg: Config) -> tuple[CollectorRegistry, ProbeSource]:
         MemorySource(cfg.root),
         NetworkSource(cfg.root, cfg.uplinks_bps, include=cfg.interfaces_include, exclude=cfg.interfaces_exclude),
         BootSource(cfg.root),
+        TemperatureSource(cfg.root, cfg.room_temperature_file, cfg.room_temperature_name),
         probes,
         TextfileSource(cfg.textfile_dir),
     ]

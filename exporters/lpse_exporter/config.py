@@ -39,6 +39,8 @@ class Config:
     internet: tuple[InternetTarget, ...] = ()
     tls: tuple[TlsTarget, ...] = ()
     ups: tuple[UpsTarget, ...] = ()
+    room_temperature_file: Path | None = None
+    room_temperature_name: str = "room"
     probe_interval: float = 10.0
     probe_timeout: float = 5.0
     web: WebConfig = field(default_factory=WebConfig)
@@ -110,6 +112,8 @@ def parse(data: dict[str, Any]) -> Config:
         internet=tuple(internet),
         tls=tuple(tls),
         ups=tuple(ups),
+        room_temperature_file=Path(room) if (room := _get(data, "room_temperature_file", str, "", "")) else None,
+        room_temperature_name=_get(data, "room_temperature_name", str, "", "room"),
         probe_interval=float(_get(data, "probe_interval_seconds", (int, float), "", 10)),
         probe_timeout=float(_get(data, "probe_timeout_seconds", (int, float), "", 5)),
         web=WebConfig(web.get("cert_file"), web.get("key_file"), dict(web.get("basic_auth_users", {}))),

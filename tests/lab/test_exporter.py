@@ -66,8 +66,9 @@ def test_only_the_monitoring_server_may_scrape(monitor: testinfra.host.Host, off
 
 def test_every_collector_succeeds(monitor: testinfra.host.Host) -> None:
     data = scrape_from(monitor, "spse")
-    for collector in ("disk", "memory", "network", "uptime", "probes", "textfile"):
+    for collector in ("disk", "memory", "network", "uptime", "temperature", "probes", "textfile"):
         assert one(data, "lpse_exporter_collector_success", collector=collector) == 1.0, collector
+    assert one(data, "lpse_temperature_sensors") == 0.0  # a container: "no sensors", not a failure
     assert one(data, "lpse_spse_up", url="https://spse/eproc4/") == 1.0
     assert one(data, "lpse_tls_certificate_valid", target="spse:443") == 1.0
     assert one(data, "lpse_network_contracted_bandwidth_bytes", interface="host0") == 12_500_000
