@@ -6,7 +6,7 @@ Run on a provisioned lab (scripts/demo, or after scripts/test with LPSE_LAB_KEEP
 
 What it does, on the SPSE host:
 1. Grows the simulator's data: bids and documents with the simulator itself (into a directory on
-   the host's own disk, /srv/spse-bench/documents: the lab's document disk is 256 MiB) and the
+   the host's own disk, /srv/spse-bench/documents: the lab's document disk is 512 MiB) and the
    database with bulk rows in the simulator's audit_log, to at least --db-gb and --docs-gb.
 2. Runs `lpse-backup run` with a copy of the deployed settings that points at that directory
    (full: first copy of the new data; incremental: after 1 % more), on a fresh 16 GiB drive.

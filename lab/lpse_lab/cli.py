@@ -252,8 +252,8 @@ def summary(cfg: lab.LabConfig) -> None:
 # Where the backup role expects the drive (backup_portable_mountpoint) is <lab_usb>/<this>.
 DRIVE_NAME = "lpse-backup"
 
-# What the demo's SPSE holds: a unit's busy quarter, its documents scaled down to half the lab's
-# 256 MiB document disk (full size, 1920 bids would need about 9.5 GiB).
+# What the demo's SPSE holds: a unit's busy quarter, its documents scaled down to a quarter of
+# the lab's 512 MiB document disk (full size, 1920 bids would need about 9.5 GiB).
 DEMO_TENDERS, DEMO_BIDS_PER_TENDER, DEMO_DOCUMENTS = 240, 8, "120M"
 LPSE_BACKUP = "/opt/lpse-backup/venv/bin/lpse-backup"
 
