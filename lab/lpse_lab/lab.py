@@ -632,17 +632,18 @@ def plug(host: LabHost, image: Path, name: str) -> str:
         raise LabError(f"drive {image.stem} was pulled while in use and something still holds it: end that first")
     dev = _device_dir(image)
     dev.mkdir(exist_ok=True)
-    log_file = (image.parent / f"{image.stem}.device.log").open("ab")
-    subprocess.Popen(
-        [sys.executable, "-m", "lpse_lab.faultydrive", str(image), str(dev)],
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,  # outlives `lpse-lab drive plug`
-    )
+    log_path = image.parent / f"{image.stem}.device.log"
+    with log_path.open("ab") as log_file:  # the device keeps its own copy of the descriptor
+        subprocess.Popen(
+            [sys.executable, "-m", "lpse_lab.faultydrive", str(image), str(dev)],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # outlives `lpse-lab drive plug`
+        )
     deadline = time.monotonic() + 10
     while not (dev / faultydrive.NAME).exists():
         if time.monotonic() > deadline:
-            raise LabError(f"the device of drive {image.stem} did not start: see {log_file.name}")
+            raise LabError(f"the device of drive {image.stem} did not start: see {log_path}")
         time.sleep(0.1)
     mnt.mkdir(parents=True, exist_ok=True)
     run(["mount", "-o", "loop", str(dev / faultydrive.NAME), str(mnt)])

@@ -94,8 +94,10 @@ class UpsSource:
         self.timeout = timeout
 
     def _ask(self, t: UpsTarget) -> dict[str, str]:
-        with socket.create_connection((t.host, t.port), timeout=self.timeout) as s:
-            f = s.makefile("rw", encoding="utf-8", newline="\n")
+        with (
+            socket.create_connection((t.host, t.port), timeout=self.timeout) as s,
+            s.makefile("rw", encoding="utf-8", newline="\n") as f,
+        ):
             if t.username:
                 password = t.password_file.read_text().strip() if t.password_file else ""
                 for command in (f"USERNAME {t.username}", f"PASSWORD {password}"):
