@@ -1,7 +1,8 @@
 """The lpse-backup command line. Exit codes, for every command: 0 done (a drill: every target
-that is here passed; absent ones are skipped); 1 a backup pair or a drill of a present target
-failed (the others were still done and the metrics written); 2 the command could not run (broken
-settings, another lpse-backup command holds the lock, a bad argument, a restore that failed)."""
+that is here passed; absent ones are skipped); 1 a step failed: a backup pair, the drill of a
+present target, one part of a restore, a reading of the status timer (the others were still done
+and the metrics written); 2 the command could not run (broken settings, another lpse-backup command
+holds the lock, a bad argument, a restore whose source cannot be read)."""
 
 from __future__ import annotations
 
@@ -107,14 +108,15 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "status":
             from lpse_backup.status import run_status
 
-            st = run_status(s)
+            st, ok = run_status(s)
+            d, w = st.drive, st.wal
             print(
-                f"drive: {st.drive_label or 'none'}"
-                + (f", {st.drive_free_bytes / 2**30:.1f} GiB free" if st.drive_label else "")
-                + f"; WAL waiting to be archived: {st.wal_ready_segments} segments"
-                + ("" if st.archiving else "; WAL archiving is OFF: run playbooks/site.yml for this host")
+                f"drive: {d.label or 'none'}"
+                + (f", {d.free_bytes / 2**30:.1f} GiB free" if d.label else "")
+                + (f"; WAL waiting to be archived: {w.ready_segments} segments" if w else "; WAL archive: not read")
+                + ("" if w is None or w.archiving else "; WAL archiving is OFF: run playbooks/site.yml for this host")
             )
-            return 0
+            return 0 if ok else 1
         if args.command == "drive":
             from lpse_backup.drives import drive_command
 
@@ -137,21 +139,21 @@ def main(argv: list[str] | None = None) -> int:
         from lpse_backup.restore import restore_server
 
         with exclusive(s.state_dir, "restore"):
-            restore_server(s, args.source, parse_time(args.time) if args.time else None, args.yes, print)
-        return 0
+            results = restore_server(s, args.source, parse_time(args.time) if args.time else None, args.yes, print)
+        return _summary(results, "parts restored", "nothing to restore")
     except LpseBackupError as e:
         print(f"lpse-backup: {e}", file=sys.stderr)
         return 2
 
 
-def _summary(results: list[Result], what: str) -> int:
+def _summary(results: list[Result], what: str, skipped_why: str = "target absent") -> int:
     done = [r for r in results if not r.skipped]
     failed = [f"{r.dataset}->{r.target}" for r in done if not r.success]
     skipped = [f"{r.dataset}->{r.target}" for r in results if r.skipped]
     print(
         f"lpse-backup: {len(done) - len(failed)} of {len(done)} {what}"
         + (f"; FAILED: {', '.join(failed)}" if failed else "")
-        + (f"; skipped (target absent): {', '.join(skipped)}" if skipped else "")
+        + (f"; skipped ({skipped_why}): {', '.join(skipped)}" if skipped else "")
     )
     return 1 if failed else 0
 

@@ -25,6 +25,17 @@ from lpse_backup.errors import BackupError
 NIGHT = "lpse-night"
 
 
+def psql(query: str, dbname: str, port: int | None = None, host: str | None = None) -> str:
+    """One value from a query, as the postgres user."""
+    cmd = ["runuser", "-u", "postgres", "--", "psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", dbname]
+    cmd += ["-p", str(port)] if port else []
+    cmd += ["-h", host] if host else []
+    res = subprocess.run([*cmd, "-c", query], capture_output=True, text=True)
+    if res.returncode != 0:
+        raise BackupError(f"psql on {dbname}{f' (port {port})' if port else ''} failed: {res.stderr.strip()[-300:]}")
+    return res.stdout.strip()
+
+
 @dataclass(frozen=True)
 class BackupSet:
     label: str

@@ -42,13 +42,22 @@ class Restic:
         env |= {"RESTIC_REPOSITORY": self.repository, "RESTIC_PASSWORD_FILE": str(self.password_file)}
         return env
 
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    def _restic(self, args: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
         try:
-            res = subprocess.run(
+            return subprocess.run(
                 ["restic", "--no-cache", *args], capture_output=True, text=True, env=self._env(), timeout=self.timeout_s
             )
         except subprocess.TimeoutExpired as e:
             raise BackupError(f"restic {args[0]} on {self.repository} took longer than {self.timeout_s:.0f} s") from e
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        res = self._restic(args)
+        if res.returncode != 0 and "already locked" in res.stderr:
+            # A run cut short (killed, its drive pulled) leaves its lock behind. `restic unlock`
+            # removes only stale locks (their process gone, or 30 min without a refresh), so a
+            # lock a live restic holds still stops this command, with restic's own message.
+            self._restic(("unlock",))
+            res = self._restic(args)
         if check and res.returncode != 0:
             raise self._explain(args[0], res.stderr)
         return res
@@ -120,10 +129,6 @@ class Restic:
     def forget(self, daily: int, weekly: int, monthly: int) -> None:
         """Apply the retention and prune; restic keeps the newest snapshot whatever the policy."""
         self.run("forget", "--prune", f"--keep-daily={daily}", f"--keep-weekly={weekly}", f"--keep-monthly={monthly}")
-
-    def unlock(self) -> None:
-        """Remove stale locks only (left by a run that was killed); live ones stay."""
-        self.run("unlock")
 
     def snapshots(self) -> list[dict]:
         return list(json.loads(self.run("snapshots", "--json").stdout or "[]"))

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lpse_backup import metrics
-from lpse_backup.database import PgBackRest
+from lpse_backup.database import PgBackRest, psql
 from lpse_backup.documents import Restic
 from lpse_backup.dump import sha256
 from lpse_backup.errors import BackupError, LpseBackupError
@@ -31,17 +31,6 @@ from lpse_backup.portable import LATEST
 from lpse_backup.settings import Settings, TableCheck
 from lpse_backup.steps import Outcome, Steps
 from lpse_backup.targets import Targets
-
-
-def psql(query: str, dbname: str, port: int | None = None, host: str | None = None) -> str:
-    """One value from a query, as the postgres user."""
-    cmd = ["runuser", "-u", "postgres", "--", "psql", "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", dbname]
-    cmd += ["-p", str(port)] if port else []
-    cmd += ["-h", host] if host else []
-    res = subprocess.run([*cmd, "-c", query], capture_output=True, text=True)
-    if res.returncode != 0:
-        raise BackupError(f"psql on {dbname}{f' (port {port})' if port else ''} failed: {res.stderr.strip()[-300:]}")
-    return res.stdout.strip()
 
 
 def mark_target(dbname: str, timeout_s: float = 120) -> dt.datetime:
@@ -270,7 +259,6 @@ class Drill:
             cluster.remove()
 
     def documents(self, repo: Restic, sources: Sequence[Path], tag: str = "documents") -> str:
-        repo.unlock()  # a run cut short (killed, its drive pulled) leaves a lock that blocks reading
         latest = repo.latest(tag)
         if latest is None:
             raise BackupError(f"no {tag} snapshot in {repo.repository}")
@@ -337,15 +325,15 @@ def run_drill(s: Settings, targets: Sequence[str], at: dt.datetime | None, out: 
             except LpseBackupError as e:
                 out(f"portable drive absent: its drill is skipped ({e})")
                 for ds in datasets:
-                    steps.pair(ds, target, lambda: Outcome(skipped=True, detail="no rota drive plugged in"), "<-")
+                    steps.pair(ds, target, lambda: Outcome(skipped=True, detail="no rota drive plugged in"), "drill")
                 continue
             repo_path: Path | None = drive.mountpoint / LATEST
         else:
             repo_path = None
         repo = t.repo(target)
-        steps.pair("database", target, part(lambda r=repo, p=repo_path: d.database(r, p, at)), "<-")  # type: ignore[misc]
+        steps.pair("database", target, part(lambda r=repo, p=repo_path: d.database(r, p, at)), "drill")  # type: ignore[misc]
         if "documents" in datasets:
-            steps.pair("documents", target, part(lambda tg=target: d.documents(t.restic(tg), s.documents)), "<-")  # type: ignore[misc]
+            steps.pair("documents", target, part(lambda tg=target: d.documents(t.restic(tg), s.documents)), "drill")  # type: ignore[misc]
     if s.age_identity_file:
         identity = s.age_identity_file
 
@@ -355,6 +343,6 @@ def run_drill(s: Settings, targets: Sequence[str], at: dt.datetime | None, out: 
                 raise BackupError("no dump on the server yet: the nightly run makes one")
             return d.dump(newest[-1], identity)
 
-        steps.pair("dump", "local", part(dump), "<-")
+        steps.pair("dump", "local", part(dump), "drill")
     metrics.write_drill(s.textfile_dir / "drill.prom", steps.results)
     return steps.results

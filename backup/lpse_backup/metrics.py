@@ -99,49 +99,55 @@ def write_drill(path: Path, results: list[Result]) -> None:
 
 
 @dataclass(frozen=True)
-class Status:
-    """What the status timer sees every few minutes, between backup runs."""
+class DriveStatus:
+    label: str = ""  # "" when no rota drive is plugged in
+    free_bytes: int = 0
+    size_bytes: int = 0
+    swap_due: bool = False
 
-    drive_label: str  # "" when no rota drive is plugged in
-    drive_free_bytes: int
-    drive_size_bytes: int
-    swap_due: bool
-    wal_last_archived: float  # epoch seconds, 0 if never
-    wal_last_failed: float
-    wal_failed_count: int
-    wal_ready_segments: int  # segments waiting to be archived
+
+@dataclass(frozen=True)
+class WalStatus:
+    last_archived: float  # epoch seconds, 0 if never
+    last_failed: float
+    failed_count: int
+    ready_segments: int  # segments waiting to be archived
     archiving: bool = True  # archive_mode is on (off after a restore, until site.yml)
+
+
+@dataclass(frozen=True)
+class Status:
+    """What the status timer sees every few minutes, between backup runs; `wal` is None when
+    PostgreSQL could not be asked (its series are then absent: BackupStatusMissing)."""
+
+    drive: DriveStatus
+    wal: WalStatus | None
 
 
 def write_status(path: Path, s: Status) -> None:
     reg = CollectorRegistry()
+    d = s.drive
     present = Gauge(
         "lpse_backup_portable_media_present", "1 if a drive of the rota is plugged in", ["label"], registry=reg
     )
-    present.labels(s.drive_label).set(1 if s.drive_label else 0)
-    if s.drive_label:
-        Gauge("lpse_backup_portable_media_free_bytes", "Free space on the drive", ["label"], registry=reg).labels(
-            s.drive_label
-        ).set(s.drive_free_bytes)
-        Gauge("lpse_backup_portable_media_size_bytes", "Size of the drive", ["label"], registry=reg).labels(
-            s.drive_label
-        ).set(s.drive_size_bytes)
-        Gauge(
-            "lpse_backup_portable_media_swap_due", "1 when the drive should go to the safe", ["label"], registry=reg
-        ).labels(s.drive_label).set(1 if s.swap_due else 0)
-    Gauge(
-        "lpse_backup_wal_last_archived_timestamp_seconds", "When PostgreSQL last archived a WAL segment", registry=reg
-    ).set(s.wal_last_archived)
-    Gauge(
-        "lpse_backup_wal_last_failed_timestamp_seconds", "When archiving a WAL segment last failed", registry=reg
-    ).set(s.wal_last_failed)
-    Gauge(
-        "lpse_backup_wal_archive_failures", "Failed WAL archive attempts since the statistics reset", registry=reg
-    ).set(s.wal_failed_count)
-    Gauge("lpse_backup_wal_archiving_enabled", "1 if PostgreSQL archives WAL (archive_mode on)", registry=reg).set(
-        1 if s.archiving else 0
-    )
-    Gauge("lpse_backup_wal_ready_segments", "WAL segments waiting to be archived (the archive lag)", registry=reg).set(
-        s.wal_ready_segments
-    )
+    present.labels(d.label).set(1 if d.label else 0)
+    if d.label:
+        drive: tuple[tuple[str, str, float], ...] = (
+            ("free_bytes", "Free space on the drive", d.free_bytes),
+            ("size_bytes", "Size of the drive", d.size_bytes),
+            ("swap_due", "1 when the drive should go to the safe", 1 if d.swap_due else 0),
+        )
+        for name, what, value in drive:
+            Gauge(f"lpse_backup_portable_media_{name}", what, ["label"], registry=reg).labels(d.label).set(value)
+    if s.wal is not None:
+        w = s.wal
+        wal: tuple[tuple[str, str, float], ...] = (
+            ("last_archived_timestamp_seconds", "When PostgreSQL last archived a WAL segment", w.last_archived),
+            ("last_failed_timestamp_seconds", "When archiving a WAL segment last failed", w.last_failed),
+            ("archive_failures", "Failed WAL archive attempts since the statistics reset", w.failed_count),
+            ("archiving_enabled", "1 if PostgreSQL archives WAL (archive_mode on)", 1 if w.archiving else 0),
+            ("ready_segments", "WAL segments waiting to be archived (the archive lag)", w.ready_segments),
+        )
+        for name, what, value in wal:
+            Gauge(f"lpse_backup_wal_{name}", what, registry=reg).set(value)
     write_to_textfile(str(path), reg)

@@ -153,7 +153,6 @@ class Nightly:
             self.drive_known(self.t.drive().label)
         repo = self.t.restic(target)
         repo.init()
-        repo.unlock()  # a run cut short (killed, its drive pulled) leaves its lock; prune would refuse to start
         if target == "portable":
             self.room_for(repo, tag, paths)
         snap = repo.backup(list(paths), tags=[tag], excludes=excludes, when=self.now)

@@ -20,12 +20,14 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from lpse_backup.database import psql
 from lpse_backup.documents import Restic
-from lpse_backup.drill import psql
 from lpse_backup.errors import BackupError
+from lpse_backup.metrics import Result
 from lpse_backup.nightly import RESTORED
 from lpse_backup.portable import LATEST
 from lpse_backup.settings import Settings
+from lpse_backup.steps import Outcome, Steps
 from lpse_backup.targets import Targets
 
 
@@ -43,7 +45,11 @@ def snapshot_at(repo: Restic, tag: str, at: dt.datetime | None) -> dict:
     return snap
 
 
-def restore_server(s: Settings, source: str, at: dt.datetime | None, yes: bool, out: Callable[[str], None]) -> None:
+def restore_server(
+    s: Settings, source: str, at: dt.datetime | None, yes: bool, out: Callable[[str], None]
+) -> list[Result]:
+    """The database, the documents and (aside) the system configuration, each a step: one that
+    fails is said and the others are still restored."""
     t = Targets(s)
     if not yes:
         print(
@@ -57,38 +63,51 @@ def restore_server(s: Settings, source: str, at: dt.datetime | None, yes: bool, 
     repo_path = t.drive().mountpoint / LATEST if source == "portable" else None
     repo = t.repo(source)
     files = t.restic(source)
-    files.unlock()  # stale locks only: a run cut short (killed, its drive pulled) leaves one
     documents = snapshot_at(files, "documents", at)  # before anything is stopped: fail early
 
-    t0 = time.monotonic()
-    _systemctl("stop", s.pg_service)
-    if s.pg_data.exists() and any(s.pg_data.iterdir()):
-        aside = s.pg_data.with_name(f"{s.pg_data.name}.before-restore-{dt.datetime.now():%Y%m%dT%H%M%S}")
-        s.pg_data.rename(aside)
-        out(f"the data directory that was here is kept at {aside}")
-    s.pg_data.mkdir(mode=0o700, exist_ok=True)
-    shutil.chown(s.pg_data, "postgres", "postgres")
-    t.br.restore(repo, s.pg_data, target_time=at.isoformat(sep=" ") if at else None, repo_path=repo_path)
-    _systemctl("start", s.pg_service)
-    deadline = time.monotonic() + 6 * 3600
-    while psql("SELECT pg_is_in_recovery()", "postgres") != "f":
-        if time.monotonic() > deadline:
-            raise BackupError("the restored database is still recovering after 6 h: see the PostgreSQL log")
-        time.sleep(0.5)
-    out(f"database restored from {source} in {time.monotonic() - t0:.1f} s")
+    def database() -> Outcome:
+        _systemctl("stop", s.pg_service)
+        if s.pg_data.exists() and any(s.pg_data.iterdir()):
+            aside = s.pg_data.with_name(f"{s.pg_data.name}.before-restore-{dt.datetime.now():%Y%m%dT%H%M%S}")
+            s.pg_data.rename(aside)
+            out(f"the data directory that was here is kept at {aside}")
+        s.pg_data.mkdir(mode=0o700, exist_ok=True)
+        shutil.chown(s.pg_data, "postgres", "postgres")
+        t.br.restore(repo, s.pg_data, target_time=at.isoformat(sep=" ") if at else None, repo_path=repo_path)
+        _systemctl("start", s.pg_service)
+        deadline = time.monotonic() + 6 * 3600
+        while psql("SELECT pg_is_in_recovery()", "postgres") != "f":
+            if time.monotonic() > deadline:
+                raise BackupError("the restored database is still recovering after 6 h: see the PostgreSQL log")
+            time.sleep(0.5)
+        return Outcome(detail=f"{s.pg_service} is running on it")
 
-    t1 = time.monotonic()
-    files.restore(documents["id"], Path("/"))  # absolute paths: back where they were
-    out(f"documents restored from {source} (snapshot {documents['short_id']}) in {time.monotonic() - t1:.1f} s")
-    if s.system:
+    def docs() -> Outcome:
+        files.restore(documents["id"], Path("/"))  # absolute paths: back where they were
+        return Outcome(detail=f"snapshot {documents['short_id']}, over {', '.join(map(str, s.documents))}")
+
+    def system() -> Outcome:
         try:
-            system = snapshot_at(files, "system", at)
+            snap = snapshot_at(files, "system", at)
         except BackupError as e:
-            out(f"system configuration not restored: {e}")
-        else:
-            side = s.state_dir / "restored-system" / system["short_id"]
-            files.restore(system["id"], side)
-            out(f"/etc and the SPSE configuration of the backup are in {side} (this host's own are untouched)")
+            return Outcome(skipped=True, detail=str(e))
+        side = s.state_dir / "restored-system" / snap["short_id"]
+        files.restore(snap["id"], side)
+        return Outcome(
+            detail=f"/etc and the SPSE configuration of the backup are in {side} (this host's own are untouched)"
+        )
+
+    steps = Steps(out)
+    db = steps.pair("database", source, database, "restore")
+    steps.pair("documents", source, docs, "restore")
+    if s.system:
+        steps.pair("system", source, system, "restore")
+    if not db.success:
+        out(
+            f"The database was NOT restored: {s.pg_service} may be stopped. Fix what the line above says and run "
+            "the same `lpse-backup restore` again (the data directory that was here is kept aside, never deleted)."
+        )
+        return steps.results
     # The next nightly run takes full backups (a new timeline) into every repository.
     (s.state_dir / RESTORED).write_text(f"restored from {source}{f' as of {at}' if at else ''}\n")
     out(
@@ -97,3 +116,4 @@ def restore_server(s: Settings, source: str, at: dt.datetime | None, yes: bool, 
         "`ansible-playbook -i inventories/<site> playbooks/site.yml --limit <this host>`: it turns archiving on, "
         "and the next `lpse-backup run` takes full backups into every repository."
     )
+    return steps.results

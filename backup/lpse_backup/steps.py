@@ -9,10 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Literal
 
 from lpse_backup import clock
 from lpse_backup.errors import LpseBackupError, VerifyError
 from lpse_backup.metrics import Result
+
+Kind = Literal["backup", "drill", "restore"]
 
 
 @dataclass(frozen=True)
@@ -33,9 +36,9 @@ class Steps:
     out: Callable[[str], None] = print
     results: list[Result] = field(default_factory=list)
 
-    def pair(self, dataset: str, target: str, action: Callable[[], Outcome], arrow: str = "->") -> Result:
-        drill = arrow == "<-"
-        name = f"[drill {dataset} <- {target}]" if drill else f"[{dataset} {arrow} {target}]"
+    def pair(self, dataset: str, target: str, action: Callable[[], Outcome], kind: Kind = "backup") -> Result:
+        """One dataset to (a backup) or from (a drill, a restore) one target."""
+        name = f"[{dataset} -> {target}]" if kind == "backup" else f"[{kind} {dataset} <- {target}]"
         self.out(f"{name} ...")
         t0 = time.monotonic()
         try:
@@ -54,7 +57,7 @@ class Steps:
             took = time.monotonic() - t0
             if o.skipped:
                 self.out(f"{name} skipped: {o.detail}")
-            elif drill:
+            elif kind != "backup":
                 self.out(f"{name} ok in {took:.1f} s: {o.detail}")
             else:
                 checked = {True: "verified", None: "NOT verified this run", False: "verify FAILED"}[o.verified]

@@ -1,5 +1,6 @@
 """`lpse-backup run` end to end on real servers: every dataset to every target, then the same
-run with the drive unplugged (the off-room side still done, the run fails, nothing lost)."""
+run with the drive unplugged (the off-room side still done, the run fails, nothing lost); the
+status timer's readings."""
 
 from __future__ import annotations
 
@@ -182,3 +183,29 @@ portable = [0, 4, 3]
     res = run_job(conf)
     assert res.returncode == 2 and "keep at least 1 daily snapshot" in res.stderr
     assert not (tmp_path / "state").exists(), "a broken config must stop the run before anything is done"
+
+
+def test_status_writes_what_it_could_read_and_says_what_it_could_not(
+    archived: tuple[Cluster, PgBackRest, Offroom], s3_server: S3Server, tmp_path: Path
+) -> None:
+    pg, br, o = archived
+    conf = job_config(pg, br, o, s3_server)
+    prom = pg.base / "status.prom"
+    media = pg.base / "media"
+    plug(make_drive(tmp_path, "LPSE-BACKUP-B"), media)
+    try:
+        res = lpse_backup(conf, "status", env={"PGHOST": str(pg.socket_dir)})
+        assert res.returncode == 0, res.stdout + res.stderr
+        assert res.stdout.startswith("drive: LPSE-BACKUP-B, 0.0 GiB free; WAL waiting to be archived: ")
+        assert "lpse_backup_wal_archiving_enabled 1.0" in prom.read_text()
+
+        # PostgreSQL does not answer (stopped, or its socket elsewhere): said, and the drive is still seen.
+        res = lpse_backup(conf, "status", env={"PGHOST": str(tmp_path)})
+        assert res.returncode == 1, res.stdout + res.stderr
+        assert "WAL archive (PostgreSQL's pg_stat_archiver): psql on postgres failed" in res.stdout
+        assert res.stdout.rstrip().endswith("drive: LPSE-BACKUP-B, 0.0 GiB free; WAL archive: not read")
+        text = prom.read_text()
+        assert 'lpse_backup_portable_media_present{label="LPSE-BACKUP-B"} 1.0' in text
+        assert "lpse_backup_wal_" not in text  # absent, which BackupStatusMissing reports
+    finally:
+        unplug(media)
