@@ -48,14 +48,10 @@ class Host:
     address: str
 
     def sh(self, command: str, stdin: str = "", timeout: float = 7200, check: bool = True) -> str:
-        res = lab.ssh(self.address, f"sudo sh -c {shlex.quote(command)}", timeout=timeout) if not stdin else None
-        if res is None:
-            res = subprocess.run(
-                ["ssh", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={lab.known_hosts()}", "-i",
-                 str(lab.lab_key()), "-o", "IdentitiesOnly=yes", f"lpseops@{self.address}",
-                 f"sudo sh -c {shlex.quote(command)}"],
-                input=stdin, capture_output=True, text=True, timeout=timeout,
-            )  # fmt: skip
+        res = subprocess.run(
+            lab.ssh_command(self.address, f"sudo sh -c {shlex.quote(command)}"),
+            input=stdin, capture_output=True, text=True, timeout=timeout,
+        )  # fmt: skip
         if check and res.returncode != 0:
             raise SystemExit(f"on {self.address}: {command[:120]}\nexit {res.returncode}: {res.stderr[-1500:]}")
         return res.stdout

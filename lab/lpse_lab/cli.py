@@ -15,7 +15,7 @@ from pathlib import Path
 import bcrypt
 import yaml
 
-from lpse_lab import lab, oncall, radosgw
+from lpse_lab import lab, oncall, radosgw, ups
 from lpse_lab.artifact import build_simulator
 from lpse_lab.oncall import RelaySettings
 from lpse_lab.pki import ensure_ca, ensure_server_cert, write_atomic
@@ -55,6 +55,8 @@ def _new_secrets() -> dict[str, str]:
         "vault_incident_webhook_token": secrets.token_urlsafe(32),
         "vault_backup_pgbackrest_cipher_pass": secrets.token_urlsafe(36),
         "vault_backup_restic_password": secrets.token_urlsafe(36),
+        # upsmon's login to the SPSE server's upsd (the monitoring server is on the same UPS).
+        "vault_ups_monitor_password": secrets.token_urlsafe(24),
         **age_keypair(),
     }
 
@@ -350,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
     drive.add_argument("label", nargs="?", default="lpse-backup-1", help="drive label (made on first use)")
     drive.add_argument("--host", default="spse")
     drive.add_argument("--size-mb", type=int, default=4096)
+    power = sub.add_parser("ups", help="what a host's simulated UPS reports (NUT dummy-ups): mains, battery, low")
+    power.add_argument("state", choices=list(ups.STATES))
+    power.add_argument("--host", default="spse")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
@@ -381,6 +386,9 @@ def main(argv: list[str] | None = None) -> int:
             show_mail(args.last)
         elif args.cmd == "drive":
             cmd_drive(cfg, args.action, args.label, args.host, args.size_mb)
+        elif args.cmd == "ups":
+            lab.set_ups(next((h for h in cfg.hosts if h.name == args.host), lab.LabHost(args.host, "")), args.state)
+            print(f"the UPS of {args.host} now reports: {ups.STATES[args.state]['ups.status']}")
         elif args.cmd in ("provision", "demo"):
             if args.cmd == "demo":
                 cmd_up(cfg)

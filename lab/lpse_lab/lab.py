@@ -23,7 +23,7 @@ from pathlib import Path
 
 import yaml
 
-from lpse_lab import faultydrive
+from lpse_lab import faultydrive, ups
 from lpse_lab.oncall import RelaySettings
 
 log = logging.getLogger("lpse_lab")
@@ -68,6 +68,9 @@ class LabHost:
     # Where the host's "USB port" appears inside it (e.g. /media): drives plugged in with
     # `lpse-lab drive plug` are mounted below it, as an operator's automounter would.
     usb: str = ""
+    # Where the host's simulated UPS's data file appears inside it (lpse_lab.ups): its NUT
+    # dummy-ups driver reads `<lab_ups>/ups.dev`, which `lpse-lab ups` changes.
+    ups: str = ""
 
     @property
     def netns(self) -> str:
@@ -121,7 +124,9 @@ def load_config(inventory: Path = INVENTORY) -> LabConfig:
         for name, hvars in (group.get("hosts") or {}).items():
             hvars = hvars or {}
             disks = tuple(LabDisk(d["mountpoint"], d["label"], int(d["size_mb"])) for d in hvars.get("lab_disks", []))
-            hosts[name] = LabHost(name, hvars["ansible_host"], disks, hvars.get("lab_usb", ""))
+            hosts[name] = LabHost(
+                name, hvars["ansible_host"], disks, hvars.get("lab_usb", ""), hvars.get("lab_ups", "")
+            )
         for child in (group.get("children") or {}).values():
             walk(child or {})
 
@@ -207,33 +212,20 @@ def known_hosts() -> Path:
     return STATE_DIR / "ssh" / "known_hosts"
 
 
+def ssh_command(address: str, command: str = "true", user: str = "lpseops", options: tuple[str, ...] = ()) -> list[str]:
+    """ssh to a lab host with the lab key, checking its recorded host key."""
+    return [
+        "ssh", "-o", "BatchMode=yes", "-o", "ConnectTimeout=5", "-o", f"UserKnownHostsFile={known_hosts()}",
+        "-o", "StrictHostKeyChecking=yes", "-i", str(lab_key()), "-o", "IdentitiesOnly=yes", *options,
+        f"{user}@{address}", command,
+    ]  # fmt: skip
+
+
 def ssh(
     address: str, command: str = "true", user: str = "lpseops", options: tuple[str, ...] = (), timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    """Run a command on a lab host with the lab key, checking its recorded host key."""
-    return subprocess.run(
-        [
-            "ssh",
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "ConnectTimeout=5",
-            "-o",
-            f"UserKnownHostsFile={known_hosts()}",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-i",
-            str(lab_key()),
-            "-o",
-            "IdentitiesOnly=yes",
-            *options,
-            f"{user}@{address}",
-            command,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    """Run a command on a lab host."""
+    return subprocess.run(ssh_command(address, command, user, options), capture_output=True, text=True, timeout=timeout)
 
 
 # --- network ----------------------------------------------------------------------
@@ -564,6 +556,28 @@ def mount_usb_port(host: LabHost) -> list[str]:
     return [f"--bind={port}:{host.usb}"]
 
 
+def ups_cable(host: LabHost) -> list[str]:
+    """The simulated UPS's data file, in a directory of this machine bound into the host; it
+    starts on mains, as a UPS plugged in before the server was."""
+    if not host.ups:
+        return []
+    cable = host.dir / "ups"
+    cable.mkdir(mode=0o755, parents=True, exist_ok=True)
+    if not (cable / ups.DEVICE_FILE).exists():
+        ups.write_device(cable / ups.DEVICE_FILE, ups.ON_MAINS)
+    return [f"--bind-ro={cable}:{host.ups}"]
+
+
+def set_ups(host: LabHost, state: str) -> None:
+    """What the host's simulated UPS reports from now on: one of lpse_lab.ups.STATES."""
+    if not host.ups:
+        raise LabError(f"lab host {host.name} has no UPS (lab_ups in inventories/lab/hosts.yml)")
+    if state not in ups.STATES:
+        raise LabError(f"no UPS state {state!r}: one of {', '.join(ups.STATES)}")
+    (host.dir / "ups").mkdir(mode=0o755, parents=True, exist_ok=True)
+    ups.write_device(host.dir / "ups" / ups.DEVICE_FILE, ups.STATES[state])
+
+
 def drive_image(label: str) -> Path:
     return DRIVES_DIR / f"{label}.img"
 
@@ -736,7 +750,7 @@ def start_host(cfg: LabConfig, host: LabHost) -> None:
     stop_host(host)  # leftovers of a killed run: half-started nspawn, mount, netns
     ensure_netns(cfg, host)
     mount_host(host)
-    binds = mount_disks(host) + mount_usb_port(host)
+    binds = mount_disks(host) + mount_usb_port(host) + ups_cable(host)
     init_host_root(cfg, host)
     console = (host.dir / "console.log").open("ab")
     cgroups = host_cgroups(host)

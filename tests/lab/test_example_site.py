@@ -46,6 +46,7 @@ def example_inventory(tmp: Path) -> Path:
         "vault_backup_pgbackrest_cipher_pass": s["vault_backup_pgbackrest_cipher_pass"],
         "vault_backup_restic_password": s["vault_backup_restic_password"],
         "vault_backup_age_recipient": s["vault_backup_age_recipient"],
+        "vault_ups_monitor_password": s["vault_ups_monitor_password"],
     }
     overlay = tmp / "example-overlay"
     shutil.copytree(OVERLAY, overlay)

@@ -31,10 +31,8 @@ def remote(address: str, command: str, stdin: str = "", check: bool = True) -> s
     """A command as root on a lab host; a fresh SSH connection each time (the host gets
     replaced, and with it its host key)."""
     res = subprocess.run(
-        ["ssh", "-o", "BatchMode=yes", "-o", f"UserKnownHostsFile={lab.known_hosts()}", "-i", str(lab.lab_key()),
-         "-o", "IdentitiesOnly=yes", f"lpseops@{address}", f"sudo {command}"],
-        input=stdin, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+        lab.ssh_command(address, f"sudo {command}"), input=stdin, capture_output=True, text=True, timeout=600
+    )
     if check:
         assert res.returncode == 0, (command, res.stdout[-8000:], res.stderr[-2000:])
     return res.stdout.strip()

@@ -15,21 +15,10 @@ from pathlib import Path
 import pytest
 from lpse_exporter.collectors.ups import UpsSource, UpsTarget, parse_list_var
 from lpse_exporter.config import ConfigError, parse
+from lpse_lab.ups import ON_MAINS, write_device
 from prometheus_client.core import Metric
 
 NUT = Path("/lib/nut")
-ON_MAINS = {
-    "ups.status": "OL",
-    "battery.charge": "100",
-    "battery.runtime": "1800",
-    "battery.runtime.low": "300",
-    "ups.load": "23",
-    "input.voltage": "221.5",
-    "input.voltage.nominal": "230",
-    "ups.test.result": "Done and passed",
-    "ups.mfr": "Lab",
-    "ups.model": "Simulated 1500",
-}
 
 
 def free_port() -> int:
@@ -51,9 +40,7 @@ class Nut:
 
     def device(self, values: dict[str, str]) -> None:
         """What the simulated UPS reports; dummy-ups reads the file again when it changes."""
-        tmp = self.dir / "lab.dev.tmp"
-        tmp.write_text("".join(f"{k}: {v}\n" for k, v in values.items()))
-        tmp.replace(self.dir / "lab.dev")
+        write_device(self.dir / "lab.dev", values)
 
     def start_driver(self) -> None:
         self.driver = subprocess.Popen([str(NUT / "dummy-ups"), "-a", "lab", "-u", "root", "-F"], env=self.env)
