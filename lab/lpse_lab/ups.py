@@ -37,8 +37,11 @@ STATES = {
 
 def write_device(path: Path, values: dict[str, str]) -> None:
     """What the simulated UPS reports, in dummy-ups' `upsc` format; it reads the file again when
-    it changes. Written whole (temp file + rename): the driver never reads half a state."""
+    it changes. Written whole (temp file + rename): the driver never reads half a state.
+    `ups.status` goes last: dummy-ups commits the status (and, with `ignorelb`, judges "battery
+    low" against the site's thresholds) when it reads that line, from the values read before it."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(f"{k}: {v}\n" for k, v in values.items()))
+    ordered = sorted(values.items(), key=lambda kv: kv[0] == "ups.status")
+    tmp.write_text("".join(f"{k}: {v}\n" for k, v in ordered))
     tmp.chmod(0o644)
     tmp.replace(path)

@@ -81,10 +81,10 @@ def monitoring_api(address: str, service: str, path: str, body: object = None, m
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that replace a host run after all the others, and tests that stop and start the
-    whole lab run last: the lab's radosgw keeps objects in RAM, so a lab restart empties the
-    off-room bucket that every backup test before it relies on."""
-    order = {"lab_rebuild": 1, "lab_demo": 2, "lab_example": 3, "lab_lifecycle": 4}
+    """Tests that power hosts off, then tests that replace a host, run after all the others, and
+    tests that stop and start the whole lab run last: the lab's radosgw keeps objects in RAM, so a
+    lab restart empties the off-room bucket that every backup test before it relies on."""
+    order = {"lab_power": 1, "lab_rebuild": 2, "lab_demo": 3, "lab_example": 4, "lab_lifecycle": 5}
     items.sort(key=lambda item: max((v for k, v in order.items() if item.get_closest_marker(k)), default=0))
 
 

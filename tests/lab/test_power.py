@@ -10,6 +10,7 @@ import json
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 import testinfra
@@ -18,7 +19,21 @@ from lpse_lab import lab
 from test_alerting import mail_about
 from test_spse_host import https_get
 
-pytestmark = pytest.mark.lab
+pytestmark = [pytest.mark.lab, pytest.mark.lab_power]
+
+
+@pytest.fixture()
+def mains_back(lab_config: lab.LabConfig) -> Iterator[None]:
+    """However the test ends: mains restored and the hosts on the UPS running again, so that a
+    failure here does not power the lab off under the tests after it."""
+    yield
+    hosts = [h for h in lab_config.hosts if h.name in ("spse", "monitor")]
+    lab.set_ups(hosts[0] if hosts[0].ups else hosts[1], "on-mains")
+    time.sleep(10)  # a shutdown already under way ends first
+    for host in hosts:
+        if not (lab.host_running(host) and lab.port_open(host.address, 22)):
+            lab.start_host(lab_config, host)
+        assert lab.wait_port(host.address, 22, 120), f"{host.name} did not come back"
 
 
 def test_the_ups_is_read_by_upsd_upsmon_on_both_hosts_and_the_exporter(
@@ -80,7 +95,7 @@ class Writer:
 
 def test_a_power_cut_warns_then_shuts_down_cleanly_and_loses_no_committed_row(
     lab_config: lab.LabConfig, spse: testinfra.host.Host, monitor: testinfra.host.Host, address: dict[str, str],
-    provisioned: Provisioned,
+    provisioned: Provisioned, mains_back: None,
 ) -> None:  # fmt: skip
     spse_host = next(h for h in lab_config.hosts if h.name == "spse")
     monitor_host = next(h for h in lab_config.hosts if h.name == "monitor")

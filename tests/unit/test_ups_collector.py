@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from lpse_exporter.collectors.ups import UpsSource, UpsTarget, parse_list_var
 from lpse_exporter.config import ConfigError, parse
-from lpse_lab.ups import ON_MAINS, write_device
+from lpse_lab.ups import ON_MAINS, STATES, write_device
 from prometheus_client.core import Metric
 
 NUT = Path("/lib/nut")
@@ -51,12 +51,19 @@ class Nut:
         self.driver.wait(10)
 
 
+# The shutdown policy as roles/ups writes it into ups.conf (its defaults: 30 %, 600 s).
+POLICY = "  ignorelb\n  override.battery.charge.low = 30\n  override.battery.runtime.low = 600\n"
+
+
 @pytest.fixture
-def nut(tmp_path: Path) -> Iterator[Nut]:
+def nut(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Nut]:
     n = Nut(tmp_path, free_port())
     (tmp_path / "state").mkdir(mode=0o700)
     (tmp_path / "nut.conf").write_text("MODE=standalone\n")
-    (tmp_path / "ups.conf").write_text('[lab]\n  driver = dummy-ups\n  port = lab.dev\n  desc = "simulated UPS"\n')
+    policy = POLICY if getattr(request, "param", "") == "policy" else ""
+    (tmp_path / "ups.conf").write_text(
+        f'[lab]\n  driver = dummy-ups\n  port = lab.dev\n  desc = "simulated UPS"\n{policy}'
+    )
     (tmp_path / "upsd.conf").write_text(f"LISTEN 127.0.0.1 {n.port}\n")
     (tmp_path / "upsd.users").write_text("")
     for f in ("upsd.conf", "upsd.users"):
@@ -111,6 +118,25 @@ def test_on_mains_then_on_battery_then_battery_low(nut: Nut) -> None:
     assert got[("lpse_ups_status", ("lab", "LB"))] == 1
     assert got[("lpse_ups_battery_charge_ratio", ("lab",))] == pytest.approx(0.09)
     assert got[("lpse_ups_self_test_passed", ("lab",))] == 0
+
+
+@pytest.mark.parametrize("nut", ["policy"], indirect=True)
+def test_the_sites_policy_says_battery_low_for_the_labs_low_battery(nut: Nut) -> None:
+    """The lab's UPS states (`lpse-lab ups`) under the role's policy: on battery is not yet low;
+    below 30 % or 600 s the driver raises LB although the UPS itself does not say it, and that
+    flag is what makes upsmon shut the hosts down."""
+    source = UpsSource([UpsTarget("lab", "127.0.0.1", nut.port)], timeout=2)
+    assert until(source, lambda g: g.get(("lpse_ups_status", ("lab", "OL"))) == 1)[("lpse_ups_status", ("lab", "OL"))]
+    nut.device(STATES["on-battery"])
+    got = until(source, lambda g: g.get(("lpse_ups_status", ("lab", "OB"))) == 1)
+    assert got[("lpse_ups_status", ("lab", "OB"))] == 1 and got[("lpse_ups_status", ("lab", "LB"))] == 0
+    assert got[("lpse_ups_battery_runtime_low_seconds", ("lab",))] == 600  # the policy, not the UPS's 300
+    nut.device(STATES["low-battery"])
+    got = until(source, lambda g: g.get(("lpse_ups_status", ("lab", "LB"))) == 1)
+    assert got[("lpse_ups_status", ("lab", "LB"))] == 1, "the driver did not judge the battery low by the policy"
+    nut.device(STATES["on-mains"])
+    got = until(source, lambda g: g.get(("lpse_ups_status", ("lab", "OL"))) == 1)
+    assert got[("lpse_ups_status", ("lab", "LB"))] == 0
 
 
 def test_a_lost_ups_and_a_dead_upsd_say_so(nut: Nut) -> None:
