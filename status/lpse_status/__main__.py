@@ -1,17 +1,20 @@
-"""`lpse-status`: the status board's web service (`serve`), the incident records (`incidents`) and
-the quarterly report (`report`)."""
+"""`lpse-status`: the status board's web service (`serve`), the incident records (`incidents`), the
+server-room visits (`visits`) and the quarterly report (`report`)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import getpass
 import logging
+import os
 import sys
+import time
 from pathlib import Path
 
 from lpse_status.incidents import explain, postmortem
 from lpse_status.prom import Prometheus
-from lpse_status.records import incidents, write_text
+from lpse_status.records import enter, incidents, leave, parse_time, visits, write_text
 from lpse_status.report import Quarter, build, lkpp_logs, render_html, write_pdf
 from lpse_status.web import Settings, serve
 
@@ -33,6 +36,20 @@ def main(argv: list[str] | None = None) -> int:
     out = isub.add_parser("export", help="the postmortem document (HTML: timeline, graphs, the queries)")
     out.add_argument("id")
     out.add_argument("--out", type=Path, required=True)
+    vis = sub.add_parser("visits", help="the server room's visits (R4): who went in, allowed by whom, why")
+    vsub = vis.add_subparsers(dest="what", required=True)
+    vin = vsub.add_parser("in", help="someone goes into the server room (now, or --at)")
+    vin.add_argument("--visitor", required=True, help="the visitor's name")
+    vin.add_argument("--organisation", default="", help="e.g. the UPS vendor, Diskominfo")
+    vin.add_argument("--purpose", required=True, help="why (in Bahasa Indonesia)")
+    vin.add_argument("--allowed-by", required=True, help="who gave permission")
+    vin.add_argument("--escort", default="", help="the LPSE staff member with them")
+    vin.add_argument("--at", help="ISO 8601 time with zone (default: now)")
+    vout = vsub.add_parser("out", help="the visitor has left the server room (now, or --at)")
+    vout.add_argument("id")
+    vout.add_argument("--at", help="ISO 8601 time with zone (default: now)")
+    vlist = vsub.add_parser("list", help="every visit, oldest first")
+    vlist.add_argument("--open", action="store_true", help="only those still inside")
     rep = sub.add_parser("report", help="the quarterly report (HTML and PDF, Bahasa Indonesia)")
     rep.add_argument("--quarter", required=True, help="e.g. 2026Q4")
     rep.add_argument("--out", type=Path, required=True, help="folder for laporan-spse-<quarter>.html and .pdf")
@@ -50,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "report":
         return report(s, args.quarter, args.out, args.lkpp_logs, args.html_only)
+    if args.command == "visits":
+        return visits_command(s, args)
     folder = s.records_dir / "incidents"
     try:
         if args.what == "list":
@@ -70,6 +89,36 @@ def main(argv: list[str] | None = None) -> int:
             print(f"postmortem of {args.id}: {args.out}")
     except (KeyError, ValueError) as e:
         print(f"lpse-status: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def visits_command(s: Settings, args: argparse.Namespace) -> int:
+    folder = s.records_dir / "visits"
+
+    def when(ts: float | None) -> str:
+        return dt.datetime.fromtimestamp(ts, s.timezone).strftime("%Y-%m-%d %H:%M %Z") if ts else "inside"
+
+    try:
+        text = getattr(args, "at", None)
+        if text and dt.datetime.fromisoformat(text).tzinfo is None:
+            raise ValueError(f"--at {text}: give the zone too, e.g. 2026-12-05T09:30:00+07:00")
+        at = parse_time(text) if text else time.time()
+        if args.what == "in":
+            who = os.environ.get("SUDO_USER") or getpass.getuser()
+            v = enter(folder, args.visitor, args.organisation, args.purpose, args.allowed_by, at, args.escort, who)
+            print(f"{v.id}: {v.visitor} in at {when(v.entered)}, allowed by {v.allowed_by}")
+        elif args.what == "out":
+            v = leave(folder, args.id, at)
+            print(f"{v.id}: {v.visitor} out at {when(v.left)}")
+        else:
+            for v in visits(folder):
+                if args.open and v.left is not None:
+                    continue
+                print(f"{v.id}  {when(v.entered)} - {when(v.left)}  {v.visitor} ({v.organisation or '-'}): "
+                      f"{v.purpose}; allowed by {v.allowed_by}")  # fmt: skip
+    except (KeyError, ValueError, OSError) as e:
+        print(f"lpse-status visits: {e.args[0] if e.args else e}", file=sys.stderr)
         return 1
     return 0
 

@@ -108,3 +108,72 @@ def incidents(folder: Path) -> list[Incident]:
         except (OSError, ValueError, TypeError):
             continue
     return sorted(out, key=lambda i: i.first_failure, reverse=True)
+
+
+@dataclass
+class Visit:
+    """One entry into the server room (R4: visitors only with permission): who went in, who
+    allowed it and why, when they came in and went out, and who escorted them."""
+
+    id: str
+    visitor: str
+    organisation: str
+    purpose: str
+    allowed_by: str
+    entered: float
+    left: float | None = None
+    escort: str = ""
+    recorded_by: str = ""
+
+    def save(self, folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"{self.id}.json"
+        write_json(path, asdict(self))
+        return path
+
+
+def visits(folder: Path) -> list[Visit]:
+    """Every recorded visit, oldest first; an unreadable file is skipped, not fatal."""
+    out = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            out.append(Visit(**json.loads(path.read_text())))
+        except (OSError, ValueError, TypeError):
+            continue
+    return sorted(out, key=lambda v: v.entered)
+
+
+def enter(
+    folder: Path, visitor: str, organisation: str, purpose: str, allowed_by: str, at: float,
+    escort: str = "", recorded_by: str = "",
+) -> Visit:  # fmt: skip
+    """Record someone going into the server room; refused without a name, a purpose and who allowed it."""
+    missing = [n for n, v in (("visitor", visitor), ("purpose", purpose), ("allowed-by", allowed_by)) if not v.strip()]
+    if missing:
+        raise ValueError(f"a visit needs {', '.join('--' + m for m in missing)}: nobody enters the server room "
+                         "without a name, a reason and someone who allowed it (R4)")  # fmt: skip
+    stamp = dt.datetime.fromtimestamp(at, dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    slug = "".join(c if c.isalnum() else "-" for c in visitor.lower()).strip("-")[:30] or "visitor"
+    v = Visit(f"{stamp}-{slug}", visitor.strip(), organisation.strip(), purpose.strip(), allowed_by.strip(), at,
+              escort=escort.strip(), recorded_by=recorded_by)  # fmt: skip
+    if (folder / f"{v.id}.json").exists():
+        raise ValueError(f"visit {v.id} is already recorded")
+    v.save(folder)
+    return v
+
+
+def leave(folder: Path, visit_id: str, at: float) -> Visit:
+    """Record the visitor going out; a visit leaves once, and not before it began."""
+    found = {v.id: v for v in visits(folder)}
+    if visit_id not in found:
+        raise KeyError(f"no visit {visit_id!r} (lpse-status visits list --open shows who is inside)")
+    v = found[visit_id]
+    if v.left is not None:
+        raise ValueError(
+            f"visit {visit_id} already left at {dt.datetime.fromtimestamp(v.left, dt.UTC):%Y-%m-%d %H:%M} UTC"
+        )
+    if at < v.entered:
+        raise ValueError(f"visit {visit_id} cannot leave before it entered")
+    v.left = at
+    v.save(folder)
+    return v

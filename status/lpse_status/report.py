@@ -19,7 +19,7 @@ from pathlib import Path
 
 from lpse_status.availability import Availability, availability
 from lpse_status.prom import Prometheus
-from lpse_status.records import Incident, Maintenance, incidents, maintenance_windows
+from lpse_status.records import Incident, Maintenance, Visit, incidents, maintenance_windows, visits
 from lpse_status.svg import line_chart
 
 MONTHS = (
@@ -124,6 +124,7 @@ class Report:
     drills: dict[str, tuple[int, float | None]]  # target -> (drills passed, longest database RTO s)
     lkpp: list[LkppAccess]
     lkpp_failed_logins: int
+    visits: list[Visit] = field(default_factory=list)  # server-room visits during the quarter (R4)
 
 
 def _days(values: list[float], start: float, end: float, tz: dt.tzinfo) -> set[str]:
@@ -272,6 +273,7 @@ def build(
         drills=drills(prom, start, until, instance),
         lkpp=lkpp,
         lkpp_failed_logins=failed,
+        visits=[v for v in visits(records / "visits") if v.entered < until and (v.left is None or v.left >= start)],
     )
 
 
@@ -409,6 +411,22 @@ def render_html(r: Report) -> str:
             )
         parts.append("</table>")
     parts.append(f"<p>Login gagal / failed logins: <span id=lkpp-failed>{r.lkpp_failed_logins}</span></p>")
+    parts.append('<h2>7. Kunjungan ruang server <span class="en">Server-room visits</span></h2>')
+    if not r.visits:
+        parts.append("<p>Tidak ada kunjungan ruang server yang tercatat. <span class=en>No visits recorded.</span></p>")
+    else:
+        parts.append(
+            "<table id=visits><tr><th>Masuk</th><th>Keluar</th><th>Pengunjung</th><th>Keperluan</th>"
+            "<th>Diizinkan oleh</th><th>Pendamping</th></tr>"
+        )
+        for v in r.visits:
+            who = escape(v.visitor) + (f" ({escape(v.organisation)})" if v.organisation else "")
+            out = _d(v.left, tz) if v.left else "<b>masih di dalam / still inside</b>"
+            parts.append(
+                f"<tr><td>{_d(v.entered, tz)}</td><td>{out}</td><td>{who}</td><td>{escape(v.purpose)}</td>"
+                f"<td>{escape(v.allowed_by)}</td><td>{escape(v.escort) or '-'}</td></tr>"
+            )
+        parts.append(f"</table><p>{len(r.visits)} kunjungan / visits.</p>")
     parts.append(
         "<p><small>Ketersediaan dihitung dari probe halaman SPSE setiap langkah pengambilan data; langkah tanpa "
         "data dihitung terganggu. Availability counts every probe step without a result as down.</small></p>"

@@ -416,3 +416,53 @@ def test_the_command_line_explains_publishes_and_exports(
     out = str(tmp_path / "r")
     assert main(["--config", str(cfg), "report", "--quarter", "2026Q4", "--out", out, "--html-only"]) == 0
     assert (tmp_path / "r" / "laporan-spse-2026Q4.html").exists()
+
+
+def test_server_room_visits_need_a_permission_and_reach_the_quarterly_report(
+    prometheus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """R4: who went into the server room, when, allowed by whom and why, kept on the monitoring
+    server through the command line (what `fab visit-in`/`visit-out` run there) and listed in the
+    quarter's report; a visit without permission or a reason is refused and nothing is written."""
+    from lpse_status.__main__ import main
+
+    records = tmp_path / "records"
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        f'prometheus_url = "{prometheus}"\nsite_name = "LPSE Uji"\nspse_instance = "spse"\nrecords_dir = "{records}"\n'
+    )
+    base = ["--config", str(cfg), "visits"]
+    entered = dt.datetime.fromtimestamp(END - 7200, dt.timezone(dt.timedelta(hours=7))).isoformat()
+    assert main([*base, "in", "--visitor", "Budi", "--purpose", "Ganti baterai UPS", "--allowed-by", ""]) == 1
+    assert "--allowed-by" in capsys.readouterr().err
+    assert main([*base, "in", "--visitor", "Budi", "--purpose", "  ", "--allowed-by", "Kepala LPSE"]) == 1
+    assert "--purpose" in capsys.readouterr().err
+    assert (
+        main([*base, "in", "--visitor", "Budi", "--purpose", "x", "--allowed-by", "K", "--at", "2026-11-20T03:00"]) == 1
+    )
+    assert "zone" in capsys.readouterr().err
+    assert not list(records.glob("visits/*.json")), "a refused visit was written"
+    args = ["--visitor", "Budi Santoso", "--organisation", "PT UPS Nusantara", "--purpose", "Ganti baterai UPS"]
+    args += ["--allowed-by", "Kepala LPSE", "--escort", "Sari (admin)", "--at", entered]
+    assert main([*base, "in", *args]) == 0
+    visit_id = capsys.readouterr().out.split(":")[0]
+    assert main([*base, "list", "--open"]) == 0 and "Budi Santoso" in capsys.readouterr().out
+    left = dt.datetime.fromtimestamp(END - 3600, dt.UTC).isoformat()
+    assert main([*base, "out", visit_id, "--at", left]) == 0
+    assert main([*base, "out", visit_id, "--at", left]) == 1 and "already left" in capsys.readouterr().err
+    assert main([*base, "list", "--open"]) == 0 and "Budi" not in capsys.readouterr().out
+    # One visit in the quarter before: not in this quarter's report.
+    before = dt.datetime(2026, 9, 1, 9, 0, tzinfo=dt.UTC).isoformat()
+    assert main([*base, "in", "--visitor", "Andi", "--purpose", "Kabel", "--allowed-by", "Kepala", "--at", before]) == 0
+    andi = capsys.readouterr().out.split(":")[0]
+    assert main([*base, "out", andi, "--at", before.replace("09:00", "09:40")]) == 0
+
+    r = build(Prometheus(prometheus), "LPSE Uji", "spse", Quarter.parse("2026Q4", dt.UTC), records, [], 0.995, STEP,
+              now=END)  # fmt: skip
+    assert [(v.visitor, v.entered, v.left) for v in r.visits] == [("Budi Santoso", END - 7200, END - 3600)]
+    page = render_html(r)
+    row = re.search(r"<table id=visits>.*?</table>", page, re.S)
+    assert row, page[-2000:]
+    for shown in ("Budi Santoso (PT UPS Nusantara)", "Ganti baterai UPS", "Kepala LPSE", "Sari (admin)"):
+        assert shown in html.unescape(row[0])
+    assert "Andi" not in page
