@@ -22,7 +22,7 @@ from typing import Any
 from fabric import task
 from invoke.collection import Collection
 from invoke.exceptions import Exit
-from lpse_runbooks import changes, readonly
+from lpse_runbooks import changes, readonly, room
 from lpse_runbooks.site import RunbookError, Site
 
 
@@ -137,4 +137,44 @@ def rotate_drive(c: Any, host: str, dry_run: bool = False, yes: bool = False, fo
     changes.rotate_drive(Site.load(), host, dry_run, yes, force)
 
 
-ns = Collection(status, diagnose, restart_spse, maintenance_on, maintenance_off, disk_cleanup, restore, rotate_drive)
+# --- the server room's visit log (kept on the monitoring server) -------------------------------
+
+
+@task(
+    name="visit-in",
+    help={
+        "visitor": "the visitor's name",
+        "purpose": "why they go in (Bahasa Indonesia)",
+        "allowed_by": "who gave permission",
+        "organisation": "their organisation, e.g. the UPS vendor",
+        "escort": "the LPSE staff member with them",
+        "at": "when, ISO 8601 with zone (default: now)",
+    },
+)
+@on_call
+def visit_in(
+    c: Any, visitor: str = "", purpose: str = "", allowed_by: str = "", organisation: str = "", escort: str = "",
+    at: str = "",
+) -> None:  # fmt: skip
+    """Record someone going into the server room (R4): who, why, who allowed it."""
+    room.visit_in(Site.load(), visitor, purpose, allowed_by, organisation, escort, at)
+
+
+@task(name="visit-out", positional=["visit"], help={"at": "when, ISO 8601 with zone (default: now)"})
+@on_call
+def visit_out(c: Any, visit: str, at: str = "") -> None:
+    """Record that the visitor has left the server room (the id `fab visit-in` printed)."""
+    room.visits(Site.load(), "out", visit, *(["--at", at] if at else []))
+
+
+@task(name="visits", help={"open": "only those still inside"})
+@on_call
+def visits(c: Any, open_: bool = False) -> None:
+    """The server room's visits, oldest first (who is inside now with --open)."""
+    room.visits(Site.load(), "list", *(["--open"] if open_ else []))
+
+
+ns = Collection(
+    status, diagnose, restart_spse, maintenance_on, maintenance_off, disk_cleanup, restore, rotate_drive,
+    visit_in, visit_out, visits,
+)  # fmt: skip

@@ -45,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     vin.add_argument("--allowed-by", required=True, help="who gave permission")
     vin.add_argument("--escort", default="", help="the LPSE staff member with them")
     vin.add_argument("--at", help="ISO 8601 time with zone (default: now)")
+    vin.add_argument("--recorded-by", default="", help="who records it (default: the login running this)")
     vout = vsub.add_parser("out", help="the visitor has left the server room (now, or --at)")
     vout.add_argument("id")
     vout.add_argument("--at", help="ISO 8601 time with zone (default: now)")
@@ -105,7 +106,7 @@ def visits_command(s: Settings, args: argparse.Namespace) -> int:
             raise ValueError(f"--at {text}: give the zone too, e.g. 2026-12-05T09:30:00+07:00")
         at = parse_time(text) if text else time.time()
         if args.what == "in":
-            who = os.environ.get("SUDO_USER") or getpass.getuser()
+            who = args.recorded_by or os.environ.get("SUDO_USER") or getpass.getuser()
             v = enter(folder, args.visitor, args.organisation, args.purpose, args.allowed_by, at, args.escort, who)
             print(f"{v.id}: {v.visitor} in at {when(v.entered)}, allowed by {v.allowed_by}")
         elif args.what == "out":

@@ -6,6 +6,7 @@ says itself; what they change is checked on the host; what they must not change 
 from __future__ import annotations
 
 import datetime as dt
+import getpass
 import json
 import re
 import shutil
@@ -302,3 +303,29 @@ def test_maintenance_is_recorded_and_refused_in_a_tender_closing_blackout(
         assert record["reason_id"] == 'Ganti disk "sda"' and record["forced_over_blackouts"] == []
     finally:
         assert fab("maintenance-off", "--yes").returncode == 0
+
+
+def test_visits_to_the_server_room_are_kept_on_the_monitoring_server(
+    monitor: testinfra.host.Host, provisioned: object
+) -> None:
+    refused = fab("visit-in", "--visitor", "Budi Santoso", "--purpose", "Ganti baterai UPS")
+    assert refused.returncode == 1 and "--allowed-by" in refused.stderr, refused.stdout + refused.stderr
+    res = fab(
+        "visit-in", "--visitor", "Budi Santoso", "--organisation", "PT UPS Nusantara", "--purpose",
+        "Ganti baterai UPS", "--allowed-by", "Kepala LPSE", "--escort", "Sari",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    visit = res.stdout.split(":", 1)[0].strip()
+    path = f"/var/lib/lpse-ops/visits/{visit}.json"
+    record = json.loads(monitor.file(path).content_string)
+    assert (record["visitor"], record["allowed_by"], record["escort"], record["left"]) == (
+        "Budi Santoso", "Kepala LPSE", "Sari", None,
+    )  # fmt: skip
+    assert record["recorded_by"] == getpass.getuser()
+    assert abs(record["entered"] - time.time()) < 120
+    assert visit in fab("visits", "--open").stdout
+    assert fab("visit-out", visit).returncode == 0
+    assert visit not in fab("visits", "--open").stdout and visit in fab("visits").stdout
+    assert json.loads(monitor.file(path).content_string)["left"] >= record["entered"]
+    again = fab("visit-out", visit)
+    assert again.returncode == 1 and "already left" in again.stderr
