@@ -105,6 +105,17 @@ class LkppAccess:
     refused: int = 0  # 4xx answers (paths outside the read API)
 
 
+@dataclass(frozen=True)
+class Power:
+    """One UPS over the period (R4): time on battery, how often mains was lost, how often the
+    battery reached the site's shutdown threshold (a clean shutdown of the hosts on it)."""
+
+    ups: str
+    on_battery_s: float
+    mains_lost: int
+    battery_low: int
+
+
 @dataclass
 class Report:
     site: str
@@ -125,6 +136,8 @@ class Report:
     lkpp: list[LkppAccess]
     lkpp_failed_logins: int
     visits: list[Visit] = field(default_factory=list)  # server-room visits during the quarter (R4)
+    power: list[Power] = field(default_factory=list)
+    hottest_hour: tuple[float, float] | None = None  # (room °C averaged over the hour, the hour's end)
 
 
 def _days(values: list[float], start: float, end: float, tz: dt.tzinfo) -> set[str]:
@@ -201,6 +214,35 @@ def lkpp_access(logs: list[Path], start: float, end: float, tz: dt.tzinfo) -> tu
     return sorted(per.values(), key=lambda a: a.login), failed
 
 
+def power(prom: Prometheus, start: float, until: float, step: float) -> list[Power]:
+    """Per UPS, from its status flags at the scrape step: seconds on battery, and the rises of
+    OB (mains lost) and of LB (the battery at the shutdown threshold)."""
+    w, s = f"{max(60, int(until - start))}s", f"{int(step)}s"
+
+    def per_ups(expr: str) -> dict[str, float]:
+        return {x.labels.get("ups", ""): x.points[0][1] for x in prom.query(expr, at=until)}
+
+    def rises(flag: str) -> dict[str, float]:
+        sel = f'lpse_ups_status{{flag="{flag}"}}'
+        return per_ups(f"sum by (ups) (sum_over_time((({sel} - ({sel} offset {s})) > 0)[{w}:{s}]))")
+
+    on_battery = per_ups(f'sum by (ups) (sum_over_time(lpse_ups_status{{flag="OB"}}[{w}:{s}])) * {step}')
+    lost, low = rises("OB"), rises("LB")
+    return [Power(u, on_battery[u], int(lost.get(u, 0)), int(low.get(u, 0))) for u in sorted(on_battery)]
+
+
+def hottest_hour(prom: Prometheus, start: float, until: float) -> tuple[float, float] | None:
+    """The server room's hottest hour (the room sensor averaged over each hour), and its end."""
+    series = prom.query_range(
+        'max(avg_over_time(lpse_temperature_celsius{chip="room"}[1h]))', start + 3600, until, 3600
+    )
+    points = [p for x in series for p in x.points]
+    if not points:
+        return None
+    at, celsius = max(points, key=lambda p: p[1])
+    return celsius, at
+
+
 def build(
     prom: Prometheus,
     site: str,
@@ -274,6 +316,8 @@ def build(
         lkpp=lkpp,
         lkpp_failed_logins=failed,
         visits=[v for v in visits(records / "visits") if v.entered < until and (v.left is None or v.left >= start)],
+        power=power(prom, start, until, step),
+        hottest_hour=hottest_hour(prom, start, until),
     )
 
 
@@ -283,6 +327,11 @@ def _d(ts: float | None, tz: dt.tzinfo) -> str:
 
 def _pct(a: Availability | None) -> str:
     return f"{a.up_share * 100:.2f}%" if a else "tidak ada data"
+
+
+def _minutes(seconds: float) -> str:
+    m = round(seconds / 60)
+    return f"{m // 60} jam {m % 60} menit" if m >= 60 else f"{m} menit"
 
 
 def _gib(n: float) -> str:
@@ -427,6 +476,28 @@ def render_html(r: Report) -> str:
                 f"<td>{escape(v.allowed_by)}</td><td>{escape(v.escort) or '-'}</td></tr>"
             )
         parts.append(f"</table><p>{len(r.visits)} kunjungan / visits.</p>")
+    parts.append('<h2>8. Daya dan suhu ruang server <span class="en">Power and server-room temperature</span></h2>')
+    if not r.power:
+        parts.append("<p>Tidak ada UPS yang dipantau. <span class=en>No UPS is monitored.</span></p>")
+    else:
+        parts.append(
+            "<table id=power><tr><th>UPS</th><th>Waktu dengan baterai</th><th>Listrik PLN padam</th>"
+            "<th>Baterai mencapai batas (shutdown)</th></tr>"
+        )
+        for pw in r.power:
+            parts.append(
+                f"<tr><td>{escape(pw.ups)}</td><td>{_minutes(pw.on_battery_s)}</td><td>{pw.mains_lost} kali</td>"
+                f"<td>{pw.battery_low} kali</td></tr>"
+            )
+        parts.append("</table>")
+    if r.hottest_hour is None:
+        parts.append("<p>Tidak ada sensor suhu ruangan. <span class=en>No room temperature sensor.</span></p>")
+    else:
+        celsius, end = r.hottest_hour
+        parts.append(
+            f"<p>Jam terpanas / hottest hour: <span id=hottest>{celsius:.1f} °C</span> "
+            f"({_d(end - 3600, tz)} – {dt.datetime.fromtimestamp(end, tz):%H:%M})</p>"
+        )
     parts.append(
         "<p><small>Ketersediaan dihitung dari probe halaman SPSE setiap langkah pengambilan data; langkah tanpa "
         "data dihitung terganggu. Availability counts every probe step without a result as down.</small></p>"

@@ -50,6 +50,28 @@ BACKUPS = [START + k * 86400 + 5400 for k in (0, 2)]
 DRILL = START + 2 * 86400 + 14400
 
 
+# The server room: mains lost twice (10 and 15 minutes), the second time down to the shutdown
+# threshold (LB) for its last 2 minutes; the room at 24 C but for one hour at 29 C.
+ON_BATTERY = [(END - 30 * 3600, END - 30 * 3600 + 600), (END - 20 * 3600, END - 20 * 3600 + 900)]
+BATTERY_LOW = (END - 20 * 3600 + 780, END - 20 * 3600 + 900)
+HOT = (END - 10 * 3600, END - 9 * 3600)
+
+
+def room_series() -> list[str]:
+    out = ["# TYPE lpse_ups_status gauge"]
+    for t in range(START, END + 1, 60):
+        ob = any(a <= t < b for a, b in ON_BATTERY)
+        for flag, on in (("OL", not ob), ("OB", ob), ("LB", BATTERY_LOW[0] <= t < BATTERY_LOW[1])):
+            out.append(f'lpse_ups_status{{instance="spse",job="lpse",ups="ups",flag="{flag}"}} {int(on)} {t}')
+    out += ["# TYPE lpse_temperature_celsius gauge"]
+    out += [
+        f'lpse_temperature_celsius{{instance="monitor",job="lpse",chip="room",sensor="room"}} '
+        f"{29 if HOT[0] <= t <= HOT[1] else 24} {t}"
+        for t in range(START, END + 1, 60)
+    ]
+    return out
+
+
 def report_series() -> list[str]:
     fs = 'instance="spse",job="lpse",mountpoint="/var/lib/spse/documents"'
     net = 'instance="spse",job="lpse",interface="eth0"'
@@ -98,7 +120,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     lines = ["# TYPE lpse_spse_up gauge"]
     lines += [f'lpse_spse_up{{instance="spse",job="lpse"}} {probe_value(t)} {t}' for t in range(START, END + 1, STEP)]
     lines += ["# TYPE up gauge"] + [f'up{{instance="spse",job="lpse"}} 1 {t}' for t in range(START, END + 1, STEP)]
-    lines += report_series()
+    lines += report_series() + room_series()
     (d / "data.om").write_text("\n".join(lines) + "\n# EOF\n")
     subprocess.run(
         ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(d / "data.om"), str(d / "tsdb")],
@@ -374,6 +396,9 @@ def test_quarterly_report_has_the_known_figures_in_html_and_pdf(prometheus: str,
     assert r.drills == {"s3": (1, 42.0)} and "42 detik" in page
     (lkpp,) = r.lkpp
     assert (lkpp.requests, len(lkpp.days), lkpp.refused, r.lkpp_failed_logins) == (3, 2, 1, 1)
+    assert r.power == [report.Power("ups", 1500.0, 2, 1)]
+    assert "<td>25 menit</td><td>2 kali</td><td>1 kali</td>" in page
+    assert r.hottest_hour == (29.0, HOT[1]) and "<span id=hottest>29.0 °C</span>" in page
 
     pdf = tmp_path / "laporan.pdf"
     report.write_pdf(page, pdf)
