@@ -4,7 +4,8 @@ prints one JSON document. It changes nothing except in `cleanup apply`, which de
 targets listed in CLEANUP.
 
 Modes:
-  host                  services, SPSE page, database, disks, memory, links, backups, drive
+  host                  services, SPSE page, database, disks, memory, links, backups, drive,
+                        the UPS this host's upsmon watches, temperature sensors
   spse                  the SPSE page only
   alerts <port>         Alertmanager's active alerts (run on the monitoring host)
   cleanup list|apply    the disk-cleanup targets, their sizes (and removal)
@@ -151,6 +152,41 @@ def textfile(name: str) -> list[dict[str, Any]]:
     return out
 
 
+def ups() -> list[dict[str, Any]]:
+    """Each UPS this host's upsmon watches (its MONITOR lines), as upsd reports it now."""
+    try:
+        conf = read("/etc/nut/upsmon.conf")
+    except OSError:
+        return []
+    out = []
+    for name in re.findall(r"^\s*MONITOR\s+(\S+)", conf, re.M):
+        res = sh("upsc", name)
+        values = dict(line.split(": ", 1) for line in res.stdout.splitlines() if ": " in line)
+        ok = res.returncode == 0 and "ups.status" in values
+        detail = "" if ok else (res.stderr.strip().splitlines() or ["no answer"])[-1]
+        keep = ("ups.status", "battery.charge", "battery.runtime", "ups.load", "input.voltage")
+        out.append({"name": name, "ok": ok, "detail": detail, "values": {k: values[k] for k in keep if k in values}})
+    return out
+
+
+# The exporter's own hwmon reader, through its venv (on every host): one reader of the sensors.
+EXPORTER_PYTHON = "/opt/lpse-exporter/venv/bin/python"
+READ_HWMON = (
+    "import dataclasses, json, pathlib; from lpse_exporter.collectors.temperature import read_hwmon; "
+    "print(json.dumps([dataclasses.asdict(r) for r in read_hwmon(pathlib.Path('/'))]))"
+)
+
+
+def temperatures() -> dict[str, Any]:
+    """Every hwmon temperature sensor with its own limits (none in a container or most VMs)."""
+    if not os.path.exists(EXPORTER_PYTHON):
+        return {"ok": False, "detail": "lpse-exporter is not installed here", "sensors": []}
+    res = sh(EXPORTER_PYTHON, "-c", READ_HWMON)
+    if res.returncode != 0:
+        return {"ok": False, "detail": (res.stderr.strip().splitlines() or ["?"])[-1], "sensors": []}
+    return {"ok": True, "detail": "", "sensors": json.loads(res.stdout)}
+
+
 def host() -> dict[str, Any]:
     u = units()
     load = read("/proc/loadavg").split()[:3]
@@ -169,6 +205,8 @@ def host() -> dict[str, Any]:
         "backup": textfile("backup.prom"),
         "drill": textfile("drill.prom"),
         "backup_status": textfile("status.prom"),
+        "ups": ups(),
+        "temperatures": temperatures(),
     }
 
 

@@ -114,6 +114,29 @@ def collect_status(site: Site, name: str) -> Status:
     for link in data["links"]:
         line("Link", f"{link['interface']} {link['state']}", link["state"] not in ("up", "unknown"))
     line("Load", " ".join(f"{x:.2f}" for x in data["load"]) + f", up {ago(now - data['boot_time'])[:-4]}")
+    # Power and temperature bad as the lpse-power and lpse-room alerts judge them: on battery or
+    # battery low, the UPS unreadable, a sensor at its own high limit.
+    for u in data.get("ups", []):
+        v = u["values"]
+        if not u["ok"]:
+            line("Power", f"UPS {u['name']} cannot be read: {u['detail']}", True)
+            continue
+        flags = v.get("ups.status", "").split()
+        runtime = f", {float(v['battery.runtime']) / 60:.0f} min on battery" if "battery.runtime" in v else ""
+        charge = f", charge {v['battery.charge']} %" if "battery.charge" in v else ""
+        state = "BATTERY LOW" if "LB" in flags else ("ON BATTERY (mains lost)" if "OB" in flags else "on mains")
+        line("Power", f"UPS {u['name']} {state} ({' '.join(flags)}){charge}{runtime}", "OB" in flags or "LB" in flags)
+    if not data.get("ups"):
+        line("Power", "no UPS watched on this host (roles/ups)")
+    temps = data.get("temperatures", {"ok": False, "detail": "not read", "sensors": []})
+    sensors = temps["sensors"]
+    limit = "max_celsius", "critical_celsius"
+    hot = [s for s in sensors if any(s[k] is not None and s["celsius"] >= s[k] for k in limit)]
+    shown = sorted(sensors, key=lambda s: -s["celsius"])[:4]
+    text = ", ".join(f"{s['chip']} {s['sensor']} {s['celsius']:.0f} C" for s in shown) or "no sensors on this host"
+    text = text if temps["ok"] else f"cannot be read: {temps['detail']}"
+    more = f" ({len(sensors)} sensors, the hottest shown)" if len(sensors) > 4 else ""
+    line("Temp", text + more, bool(hot) or not temps["ok"])
 
     last = {(s["labels"]["dataset"], s["labels"]["target"]): s["value"] for s in data["backup"]
             if s["name"] == "lpse_backup_last_success_timestamp_seconds"}  # fmt: skip

@@ -68,6 +68,13 @@ def test_status_is_one_screen_that_matches_the_host(spse: testinfra.host.Host, p
     text = fab("status", "spse")
     assert "SPSE       UP" in text.stdout and "Database   UP" in text.stdout, text.stdout
     assert "/var/lib/spse/documents:" in text.stdout and "RAM" in text.stdout and "Alert" in text.stdout
+    # The server room: the UPS as upsd reports it (the lab's simulated one, on mains), and the
+    # sensors through the exporter's own reader (the lab's containers have none).
+    (ups,) = host["ups"]
+    assert ups["ok"] and ups["values"]["ups.status"] == "OL", ups
+    assert "Power      UPS ups@127.0.0.1:3493 on mains (OL), charge 100 %" in text.stdout, text.stdout
+    assert host["temperatures"] == {"ok": True, "detail": "", "sensors": []}
+    assert "Temp       no sensors on this host" in text.stdout
 
 
 def test_status_judges_with_the_alert_rules_thresholds(tmp_path: Path, provisioned: object) -> None:
