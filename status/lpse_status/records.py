@@ -7,8 +7,12 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def parse_time(value: str) -> float:
@@ -29,6 +33,24 @@ def write_json(path: Path, data: object) -> None:
     write_text(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
+def load(folder: Path, make: Callable[[dict[str, Any]], T]) -> list[T]:
+    """Every record in the folder, one JSON file each; an unreadable one is skipped, not fatal."""
+    out = []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        try:
+            out.append(make(json.loads(path.read_text())))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
+
+
+def save(folder: Path, record_id: str, record: Any) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{record_id}.json"
+    write_json(path, asdict(record))
+    return path
+
+
 @dataclass(frozen=True)
 class Maintenance:
     start: float
@@ -47,24 +69,19 @@ class Maintenance:
 
 
 def maintenance_windows(folder: Path) -> list[Maintenance]:
-    """Every recorded window, oldest first; an unreadable file is skipped, not fatal."""
-    out = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            d = json.loads(path.read_text())
-            out.append(
-                Maintenance(
-                    start=parse_time(d["start"]),
-                    planned_end=parse_time(d["end"]),
-                    ended=parse_time(d["ended_at"]) if d.get("ended_at") else None,
-                    reason_id=str(d.get("reason_id", "")),
-                    reason_en=str(d.get("reason_en", "")),
-                    forced=bool(d.get("forced_over_blackouts")),
-                )
-            )
-        except (OSError, ValueError, KeyError):
-            continue
-    return sorted(out, key=lambda m: m.start)
+    """Every recorded window (as playbooks/maintenance.yml writes it), oldest first."""
+
+    def make(d: dict[str, Any]) -> Maintenance:
+        return Maintenance(
+            start=parse_time(d["start"]),
+            planned_end=parse_time(d["end"]),
+            ended=parse_time(d["ended_at"]) if d.get("ended_at") else None,
+            reason_id=str(d.get("reason_id", "")),
+            reason_en=str(d.get("reason_en", "")),
+            forced=bool(d.get("forced_over_blackouts")),
+        )
+
+    return sorted(load(folder, make), key=lambda m: m.start)
 
 
 @dataclass
@@ -94,20 +111,12 @@ class Incident:
         return end - self.first_failure if end else None
 
     def save(self, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.id}.json"
-        write_json(path, asdict(self))
-        return path
+        return save(folder, self.id, self)
 
 
 def incidents(folder: Path) -> list[Incident]:
-    out = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            out.append(Incident(**json.loads(path.read_text())))
-        except (OSError, ValueError, TypeError):
-            continue
-    return sorted(out, key=lambda i: i.first_failure, reverse=True)
+    """Every incident, newest first."""
+    return sorted(load(folder, lambda d: Incident(**d)), key=lambda i: i.first_failure, reverse=True)
 
 
 @dataclass
@@ -126,21 +135,12 @@ class Visit:
     recorded_by: str = ""
 
     def save(self, folder: Path) -> Path:
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{self.id}.json"
-        write_json(path, asdict(self))
-        return path
+        return save(folder, self.id, self)
 
 
 def visits(folder: Path) -> list[Visit]:
-    """Every recorded visit, oldest first; an unreadable file is skipped, not fatal."""
-    out = []
-    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
-        try:
-            out.append(Visit(**json.loads(path.read_text())))
-        except (OSError, ValueError, TypeError):
-            continue
-    return sorted(out, key=lambda v: v.entered)
+    """Every recorded visit, oldest first."""
+    return sorted(load(folder, lambda d: Visit(**d)), key=lambda v: v.entered)
 
 
 def enter(

@@ -329,6 +329,18 @@ def _pct(a: Availability | None) -> str:
     return f"{a.up_share * 100:.2f}%" if a else "tidak ada data"
 
 
+def _table(table_id: str, headers: list[str], rows: list[list[str]], empty: str) -> str:
+    """One of the report's tables (cells already escaped), or the sentence that says it is empty."""
+    if not rows:
+        return f"<p>{empty}</p>"
+    head = "".join(f"<th>{h}</th>" for h in headers)
+    return (
+        f"<table id={table_id}><tr>{head}</tr>"
+        + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
+        + "</table>"
+    )
+
+
 def _minutes(seconds: float) -> str:
     m = round(seconds / 60)
     return f"{m // 60} jam {m % 60} menit" if m >= 60 else f"{m} menit"
@@ -376,19 +388,15 @@ def render_html(r: Report) -> str:
             + "</table>"
         )
     parts.append('<h2>2. Gangguan <span class="en">Incidents</span></h2>')
-    if not r.incidents:
-        parts.append("<p>Tidak ada gangguan kritis tercatat.</p>")
-    else:
-        parts.append(
-            "<table id=incidents><tr><th>Mulai</th><th>Durasi</th><th>Alert</th><th>Penyebab / cause</th></tr>"
-        )
-        for i in sorted(r.incidents, key=lambda i: i.first_failure):
-            took = f"{i.duration_s / 60:.0f} menit" if i.duration_s is not None else "berlangsung"
-            parts.append(
-                f"<tr><td>{_d(i.first_failure, tz)}</td><td>{took}</td><td>{escape(i.alertname)} "
-                f"({escape(i.instance)})</td><td>{escape(i.cause_id or 'belum dijelaskan')}</td></tr>"
-            )
-        parts.append("</table>")
+    incident_rows = [
+        [_d(i.first_failure, tz), f"{i.duration_s / 60:.0f} menit" if i.duration_s is not None else "berlangsung",
+         f"{escape(i.alertname)} ({escape(i.instance)})", escape(i.cause_id or "belum dijelaskan")]
+        for i in sorted(r.incidents, key=lambda i: i.first_failure)
+    ]  # fmt: skip
+    parts.append(
+        _table("incidents", ["Mulai", "Durasi", "Alert", "Penyebab / cause"], incident_rows,
+               "Tidak ada gangguan kritis tercatat.")
+    )  # fmt: skip
     parts.append('<h2>3. Pemeliharaan <span class="en">Maintenance windows</span></h2>')
     if not r.maintenance:
         parts.append("<p>Tidak ada pemeliharaan terjadwal.</p>")
@@ -448,48 +456,31 @@ def render_html(r: Report) -> str:
         + "</table>"
     )
     parts.append('<h2>6. Akses LKPP <span class="en">LKPP access</span></h2>')
-    if not r.lkpp:
-        parts.append("<p>LKPP tidak mengakses pemantauan pada periode ini.</p>")
-    else:
-        parts.append(
-            "<table id=lkpp><tr><th>Login</th><th>Permintaan</th><th>Hari</th><th>Ditolak (di luar API baca)</th></tr>"
-        )
-        for a in r.lkpp:
-            parts.append(
-                f"<tr><td>{escape(a.login)}</td><td>{a.requests}</td><td>{len(a.days)}</td><td>{a.refused}</td></tr>"
-            )
-        parts.append("</table>")
+    parts.append(
+        _table("lkpp", ["Login", "Permintaan", "Hari", "Ditolak (di luar API baca)"],
+               [[escape(a.login), str(a.requests), str(len(a.days)), str(a.refused)] for a in r.lkpp],
+               "LKPP tidak mengakses pemantauan pada periode ini.")
+    )  # fmt: skip
     parts.append(f"<p>Login gagal / failed logins: <span id=lkpp-failed>{r.lkpp_failed_logins}</span></p>")
     parts.append('<h2>7. Kunjungan ruang server <span class="en">Server-room visits</span></h2>')
-    if not r.visits:
-        parts.append("<p>Tidak ada kunjungan ruang server yang tercatat. <span class=en>No visits recorded.</span></p>")
-    else:
-        parts.append(
-            "<table id=visits><tr><th>Masuk</th><th>Keluar</th><th>Pengunjung</th><th>Keperluan</th>"
-            "<th>Diizinkan oleh</th><th>Pendamping</th></tr>"
-        )
-        for v in r.visits:
-            who = escape(v.visitor) + (f" ({escape(v.organisation)})" if v.organisation else "")
-            out = _d(v.left, tz) if v.left else "<b>masih di dalam / still inside</b>"
-            parts.append(
-                f"<tr><td>{_d(v.entered, tz)}</td><td>{out}</td><td>{who}</td><td>{escape(v.purpose)}</td>"
-                f"<td>{escape(v.allowed_by)}</td><td>{escape(v.escort) or '-'}</td></tr>"
-            )
-        parts.append(f"</table><p>{len(r.visits)} kunjungan / visits.</p>")
+    visit_rows = [
+        [_d(v.entered, tz), _d(v.left, tz) if v.left else "<b>masih di dalam / still inside</b>",
+         escape(v.visitor) + (f" ({escape(v.organisation)})" if v.organisation else ""), escape(v.purpose),
+         escape(v.allowed_by), escape(v.escort) or "-"]
+        for v in r.visits
+    ]  # fmt: skip
+    parts.append(
+        _table("visits", ["Masuk", "Keluar", "Pengunjung", "Keperluan", "Diizinkan oleh", "Pendamping"], visit_rows,
+               "Tidak ada kunjungan ruang server yang tercatat. <span class=en>No visits recorded.</span>")
+        + (f"<p>{len(r.visits)} kunjungan / visits.</p>" if r.visits else "")
+    )  # fmt: skip
     parts.append('<h2>8. Daya dan suhu ruang server <span class="en">Power and server-room temperature</span></h2>')
-    if not r.power:
-        parts.append("<p>Tidak ada UPS yang dipantau. <span class=en>No UPS is monitored.</span></p>")
-    else:
-        parts.append(
-            "<table id=power><tr><th>UPS</th><th>Waktu dengan baterai</th><th>Listrik PLN padam</th>"
-            "<th>Baterai mencapai batas (shutdown)</th></tr>"
-        )
-        for pw in r.power:
-            parts.append(
-                f"<tr><td>{escape(pw.ups)}</td><td>{_minutes(pw.on_battery_s)}</td><td>{pw.mains_lost} kali</td>"
-                f"<td>{pw.battery_low} kali</td></tr>"
-            )
-        parts.append("</table>")
+    parts.append(
+        _table("power", ["UPS", "Waktu dengan baterai", "Listrik PLN padam", "Baterai mencapai batas (shutdown)"],
+               [[escape(pw.ups), _minutes(pw.on_battery_s), f"{pw.mains_lost} kali", f"{pw.battery_low} kali"]
+                for pw in r.power],
+               "Tidak ada UPS yang dipantau. <span class=en>No UPS is monitored.</span>")
+    )  # fmt: skip
     if r.hottest_hour is None:
         parts.append("<p>Tidak ada sensor suhu ruangan. <span class=en>No room temperature sensor.</span></p>")
     else:
