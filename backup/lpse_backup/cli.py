@@ -61,7 +61,10 @@ def parser() -> argparse.ArgumentParser:
     def command(name: str, what: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=what)
 
-    command("run", "back up every dataset to every target, verify, apply retention")
+    run = command("run", "back up every dataset to every target, verify, apply retention")
+    run.add_argument(
+        "--full", action="store_true", help="full database backups in every repository, whatever the schedule says"
+    )
     drill = command("drill", "restore into a throwaway cluster and a scratch directory, compare")
     drill.add_argument("--target", action="append", choices=["s3", "portable", "local"])
     drill.add_argument("--time", help="point in time to restore the database to (ISO 8601 with zone); default now")
@@ -96,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             from lpse_backup.nightly import Nightly
 
             with exclusive(s.state_dir, "run"):
-                results = Nightly(s).run()
+                results = Nightly(s, full=args.full).run()
             return _summary(results, "copies made")
         if args.command == "drill":
             from lpse_backup.drill import run_drill

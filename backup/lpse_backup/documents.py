@@ -98,9 +98,10 @@ class Restic:
         tags: Iterable[str] = (),
         excludes: Iterable[str] = (),
         when: dt.datetime | None = None,
+        compression: str = "auto",
     ) -> Snapshot:
         """A snapshot of `paths`, dated `when` (the job's clock, which retention reads) if given."""
-        args = ["backup", "--json", "--one-file-system"]
+        args = ["backup", "--json", "--one-file-system", "--compression", compression]
         if when is not None:  # restic reads this as local time
             args += ["--time", when.astimezone().strftime("%Y-%m-%d %H:%M:%S")]
         for t in tags:

@@ -36,8 +36,9 @@ RESTORED = "restored"  # state file: this server was restored; the next backups 
 
 
 class Nightly:
-    def __init__(self, s: Settings, out: Callable[[str], None] = print) -> None:
+    def __init__(self, s: Settings, out: Callable[[str], None] = print, full: bool = False) -> None:
         self.s, self.out = s, out
+        self.full = full  # asked for by hand (`lpse-backup run --full`), e.g. before an SPSE upgrade
         self.t = Targets(s)
         self.steps = Steps(out)
         self.now = clock.now()
@@ -53,7 +54,11 @@ class Nightly:
         if repo == self.s.offroom_repo:
             self.t.bucket()
         restored = (self.s.state_dir / RESTORED).exists()
-        kind = "full" if restored else self.t.br.next_kind(repo, self.now, self.s.full_every_days, self.s.between_fulls)
+        kind = (
+            "full"
+            if restored or self.full
+            else self.t.br.next_kind(repo, self.now, self.s.full_every_days, self.s.between_fulls)
+        )
         b = self.t.br.backup(repo, kind, self.now)
         self.fresh[repo] = True
         v0 = time.monotonic()
@@ -144,7 +149,9 @@ class Nightly:
 
     # --- files (documents, system) with restic -----------------------------------------
 
-    def files(self, target: str, tag: str, paths: tuple[Path, ...], excludes: tuple[str, ...] = ()) -> Outcome:
+    def files(
+        self, target: str, tag: str, paths: tuple[Path, ...], excludes: tuple[str, ...] = (), compression: str = "auto"
+    ) -> Outcome:
         """A restic snapshot of `paths`, the target's retention (restic always keeps the newest
         snapshot of each set of paths), then a subset read back and decrypted."""
         if target == "s3":
@@ -155,7 +162,7 @@ class Nightly:
         repo.init()
         if target == "portable":
             self.room_for(repo, tag, paths)
-        snap = repo.backup(list(paths), tags=[tag], excludes=excludes, when=self.now)
+        snap = repo.backup(list(paths), tags=[tag], excludes=excludes, when=self.now, compression=compression)
         repo.forget(*(self.s.keep_s3 if target == "s3" else self.s.keep_portable))
         v0 = time.monotonic()
         _checked(lambda: repo.check(self.s.check_subset))
@@ -216,7 +223,11 @@ class Nightly:
         step("dump", "s3", self.dump_to_bucket)
         step("dump", "portable", self.dump_to_drive)
         for target in ("s3", "portable"):
-            step("documents", target, lambda t=target: self.files(t, "documents", s.documents))  # type: ignore[misc]
+            step(
+                "documents",
+                target,
+                lambda t=target: self.files(t, "documents", s.documents, compression=s.documents_compression),  # type: ignore[misc]
+            )
             if s.system:
                 step("system", target, lambda t=target: self.files(t, "system", s.system, s.system_excludes))  # type: ignore[misc]
         self.steps.chore("drive ledger", self.record_drive)

@@ -111,8 +111,22 @@ class LabConfig:
         return str(self.bridge_address.ip)
 
 
+DISK_SIZES_ENV = "LPSE_LAB_DISK_MB"
+
+
+def disk_sizes() -> dict[str, int]:
+    """Disk sizes that replace the inventory's, by label: LPSE_LAB_DISK_MB="spse-docs=4096" (the
+    backup benchmark's grown SPSE; set it before the disks are made, at `lpse-lab up`)."""
+    value = os.environ.get(DISK_SIZES_ENV, "")
+    try:
+        return {label: int(mb) for label, mb in (item.split("=") for item in value.split(",") if item)}
+    except ValueError as e:
+        raise LabError(f'{DISK_SIZES_ENV}={value!r}: write label=MiB[,label=MiB], e.g. "spse-docs=4096"') from e
+
+
 def load_config(inventory: Path = INVENTORY) -> LabConfig:
     """Read lab host names/addresses from the lab inventory (the one source of truth)."""
+    sizes = disk_sizes()
     hosts_file = inventory / "hosts.yml"
     lab_vars = inventory / "group_vars" / "all" / "lab.yml"
     data = yaml.safe_load(hosts_file.read_text())
@@ -123,7 +137,10 @@ def load_config(inventory: Path = INVENTORY) -> LabConfig:
     def walk(group: dict) -> None:
         for name, hvars in (group.get("hosts") or {}).items():
             hvars = hvars or {}
-            disks = tuple(LabDisk(d["mountpoint"], d["label"], int(d["size_mb"])) for d in hvars.get("lab_disks", []))
+            disks = tuple(
+                LabDisk(d["mountpoint"], d["label"], sizes.get(d["label"], int(d["size_mb"])))
+                for d in hvars.get("lab_disks", [])
+            )
             hosts[name] = LabHost(
                 name, hvars["ansible_host"], disks, hvars.get("lab_usb", ""), hvars.get("lab_ups", "")
             )
@@ -582,13 +599,15 @@ def drive_image(label: str) -> Path:
     return DRIVES_DIR / f"{label}.img"
 
 
-def make_drive(label: str, size_mb: int) -> Path:
-    """A labelled ext4 drive (sparse image), made once; what `lpse-backup prepare-drive` does to a real one."""
+def make_drive(label: str, size_mb: int, allocated: bool = False) -> Path:
+    """A labelled ext4 drive, made once; what `lpse-backup prepare-drive` does to a real one.
+    A sparse image unless `allocated`: a sparse one takes blocks from this machine's disk on
+    first write, which slows whichever copy writes first (benchmarks compare copies)."""
     image = drive_image(label)
     if not image.exists():
         DRIVES_DIR.mkdir(parents=True, exist_ok=True)
         tmp = image.with_suffix(".tmp")
-        run(["truncate", "-s", f"{size_mb}M", str(tmp)])
+        run(["fallocate" if allocated else "truncate", "-l" if allocated else "-s", f"{size_mb}M", str(tmp)])
         run(["mkfs.ext4", "-q", "-F", "-m", "0", "-L", label, str(tmp)])
         tmp.replace(image)
     return image

@@ -132,8 +132,12 @@ def test_one_run_copies_everything_and_an_unplugged_drive_fails_only_the_drive(
     finally:
         unplug(media)
 
-    res = run_job(conf)
+    # Asked for by hand, the second night's database backups are full ones, not the schedule's
+    # incremental.
+    res = lpse_backup(conf, "run", "--full")
     assert res.returncode == 1
+    for repo in ("s3", "local"):
+        assert re.search(rf"^\[database -> {repo}\] ok .*: full backup \S+F\b", res.stdout, re.M), res.stdout
     assert "Plug in the next drive of the rota" in res.stdout
     assert "5 of 8 copies made; FAILED: database->portable, dump->portable, documents->portable" in res.stdout
     for dataset, target in PAIRS:
@@ -183,6 +187,14 @@ portable = [0, 4, 3]
     res = run_job(conf)
     assert res.returncode == 2 and "keep at least 1 daily snapshot" in res.stderr
     assert not (tmp_path / "state").exists(), "a broken config must stop the run before anything is done"
+    conf.write_text(
+        conf.read_text()
+        .replace("portable = [0, 4, 3]", "portable = [7, 4, 3]")
+        .replace("[documents]\n", '[documents]\ncompression = "fast"\n')
+    )
+    res = run_job(conf)
+    assert res.returncode == 2 and "documents.compression must be off, auto or max, not 'fast'" in res.stderr
+    assert not (tmp_path / "state").exists()
 
 
 def test_status_writes_what_it_could_read_and_says_what_it_could_not(
