@@ -298,7 +298,9 @@ def main() -> int:
     # the two (the same drive and bucket vary by a third from one minute to the next here).
     recipient = h.sh("grep -o 'age1[0-9a-z]*' /etc/lpse-backup/config.toml | head -1").strip()
     targets = ("portable", "s3")
-    before_s = {t: baseline(h, recipient, t) for t in targets}
+    # Not the bucket before: on the lab's RAM-backed radosgw that upload, on top of the grown
+    # database's WAL, broke off 2.2-2.5 GB in, twice (backup/README.md).
+    before_s = {"portable": baseline(h, recipient, "portable"), "s3": float("inf")}
     full = timed_run(h, "--full")
     after_s = {t: baseline(h, recipient, t) for t in targets}
     generate(h, 20, int(docs_bytes * 0.01))
@@ -326,16 +328,16 @@ def main() -> int:
 
     record["baselines"], base = [], {}
     for target in targets:
-        base_s = min(before_s[target], after_s[target])
+        base_s = min(before_s[target], after_s[target])  # the bucket's: after only
         base[target] = base_mbps = (db_bytes + docs_bytes) / 1e6 / base_s
         where = {"portable": "the drive", "s3": "the bucket"}[target]
         print(
-            f"baseline tar | zstd -3 | age to {where}: {before_s[target]:.1f} s before our full run, "
-            f"{after_s[target]:.1f} s after; the faster: {base_mbps:.1f} MB/s"
+            f"baseline tar | zstd -3 | age to {where}: {before_s[target]:.1f} s before our full run "
+            f"(inf: not taken), {after_s[target]:.1f} s after; the faster: {base_mbps:.1f} MB/s"
         )
         record["baselines"].append(
             {"target": target, "what": f"tar | zstd -3 | age to {where}", "seconds": base_s, "mb_s": base_mbps}
-            | {"before_s": before_s[target], "after_s": after_s[target]}
+            | {"before_s": before_s[target] if before_s[target] < float("inf") else None, "after_s": after_s[target]}
         )
         # The drive's database copy is made from the local repository: its time counts too.
         pairs = [("database", target), ("documents", target)]
