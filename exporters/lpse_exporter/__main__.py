@@ -30,7 +30,7 @@ def build(cfg: Config) -> tuple[CollectorRegistry, ProbeSource]:
         MemorySource(cfg.root),
         NetworkSource(cfg.root, cfg.uplinks_bps, include=cfg.interfaces_include, exclude=cfg.interfaces_exclude),
         BootSource(cfg.root),
-        TemperatureSource(cfg.root, cfg.room_temperature_file, cfg.room_temperature_name),
+        TemperatureSource(cfg.root, cfg.room_temperature_file, cfg.room_temperature_name, cfg.ipmi_sensors_file),
         probes,
         TextfileSource(cfg.textfile_dir),
     ]

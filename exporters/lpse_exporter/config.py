@@ -41,6 +41,7 @@ class Config:
     ups: tuple[UpsTarget, ...] = ()
     room_temperature_file: Path | None = None
     room_temperature_name: str = "room"
+    ipmi_sensors_file: Path | None = None
     probe_interval: float = 10.0
     probe_timeout: float = 5.0
     web: WebConfig = field(default_factory=WebConfig)
@@ -114,6 +115,7 @@ def parse(data: dict[str, Any]) -> Config:
         ups=tuple(ups),
         room_temperature_file=Path(room) if (room := _get(data, "room_temperature_file", str, "", "")) else None,
         room_temperature_name=_get(data, "room_temperature_name", str, "", "room"),
+        ipmi_sensors_file=Path(ipmi) if (ipmi := _get(data, "ipmi_sensors_file", str, "", "")) else None,
         probe_interval=float(_get(data, "probe_interval_seconds", (int, float), "", 10)),
         probe_timeout=float(_get(data, "probe_timeout_seconds", (int, float), "", 5)),
         web=WebConfig(web.get("cert_file"), web.get("key_file"), dict(web.get("basic_auth_users", {}))),

@@ -77,6 +77,17 @@ def test_every_collector_succeeds(monitor: testinfra.host.Host) -> None:
     assert one(data, "lpse_textfile_error", file="smart.prom") == 0.0
 
 
+def test_the_bmc_timer_runs_and_reads_nothing_without_a_bmc(spse: testinfra.host.Host) -> None:
+    """The lab hosts are containers: no /dev/ipmi*, so the root timer's service finds no BMC and
+    writes no table (the temperature collector then reads hwmon only, and succeeds: above)."""
+    timer = spse.service("lpse-ipmi-sensors.timer")
+    assert timer.is_enabled and timer.is_running
+    assert spse.run("systemctl start lpse-ipmi-sensors.service").rc == 0
+    assert spse.check_output("systemctl show -p ConditionResult --value lpse-ipmi-sensors.service") == "no"
+    assert not spse.file("/var/lib/lpse-exporter/ipmi-sensors.txt").exists
+    assert spse.package("ipmitool").is_installed
+
+
 def test_disk_avail_drops_by_what_is_written(spse: testinfra.host.Host, monitor: testinfra.host.Host) -> None:
     size = 64 * 1024 * 1024
     key = (

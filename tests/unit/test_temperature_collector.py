@@ -3,6 +3,8 @@ host without sensors, and with a room sensor file."""
 
 from __future__ import annotations
 
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -52,3 +54,51 @@ def test_config_names_the_room_sensor() -> None:
     assert cfg.room_temperature_file == Path("/sys/bus/w1/devices/28-01/temperature")
     assert cfg.room_temperature_name == "rak"
     assert parse({}).room_temperature_file is None
+
+
+IPMITOOL = Path(__file__).parent / "fixtures" / "ipmitool-sensor.txt"
+
+
+def test_the_bmc_temperatures_with_its_thresholds(tmp_path: Path) -> None:
+    """`ipmitool sensor`'s table (tests/unit/fixtures/ipmitool-sensor.txt, in ipmitool's layout:
+    fans, volts, discrete states and a socket without a CPU among the temperatures), as the root
+    timer writes it: only the temperatures that have a reading, with the BMC's upper non-critical
+    and critical thresholds as the sensor's limits."""
+    table = tmp_path / "ipmi-sensors.txt"
+    table.write_text(IPMITOOL.read_text())
+    got = samples(TemperatureSource(tmp_path, ipmi_file=table))
+    assert got[("lpse_temperature_celsius", ("ipmi", "Inlet Temp"))] == 27
+    assert got[("lpse_temperature_max_celsius", ("ipmi", "Inlet Temp"))] == 42
+    assert got[("lpse_temperature_critical_celsius", ("ipmi", "Inlet Temp"))] == 47
+    assert got[("lpse_temperature_celsius", ("ipmi", "CPU1 Temp"))] == 52
+    assert got[("lpse_temperature_critical_celsius", ("ipmi", "CPU1 Temp"))] == 95
+    # No thresholds on the power supply: a reading without limits.
+    assert got[("lpse_temperature_celsius", ("ipmi", "PS1 Temperature"))] == 31
+    assert ("lpse_temperature_max_celsius", ("ipmi", "PS1 Temperature")) not in got
+    # The empty socket is left out, not reported as 0 degrees; fans and volts are not temperatures.
+    assert ("lpse_temperature_celsius", ("ipmi", "CPU2 Temp")) not in got
+    assert {k[1][1] for k in got if k[0] == "lpse_temperature_celsius"} == {
+        "Inlet Temp",
+        "Exhaust Temp",
+        "CPU1 Temp",
+        "PS1 Temperature",
+    }
+    assert got[("lpse_temperature_sensors", ())] == 4
+
+
+def test_no_bmc_is_no_failure_and_a_stale_table_names_the_timer(tmp_path: Path) -> None:
+    table = tmp_path / "ipmi-sensors.txt"
+    # No table: the host has no BMC (the timer's condition /dev/ipmi* did not hold).
+    assert samples(TemperatureSource(tmp_path, ipmi_file=table)) == {("lpse_temperature_sensors", ()): 0}
+    table.write_text(IPMITOOL.read_text())
+    old = time.time() - 600
+    os.utime(table, (old, old))
+    with pytest.raises(OSError, match=r"600 s old: is lpse-ipmi-sensors.timer running"):
+        list(TemperatureSource(tmp_path, ipmi_file=table).read())
+
+
+def test_config_names_the_ipmi_table() -> None:
+    assert parse({"ipmi_sensors_file": "/var/lib/lpse-exporter/ipmi-sensors.txt"}).ipmi_sensors_file == Path(
+        "/var/lib/lpse-exporter/ipmi-sensors.txt"
+    )
+    assert parse({}).ipmi_sensors_file is None
