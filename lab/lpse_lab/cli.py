@@ -355,6 +355,15 @@ def main(argv: list[str] | None = None) -> int:
     power = sub.add_parser("ups", help="what a host's simulated UPS reports (NUT dummy-ups): mains, battery, low")
     power.add_argument("state", choices=list(ups.STATES))
     power.add_argument("--host", default="spse")
+    box = sub.add_parser(
+        "box",
+        help="run a command with a second lab of its own beside this one (tests side by side)",
+        description="Run COMMAND in its own network, mount and process namespaces, where `lpse-lab` "
+        "(and the tests) make and use a second lab: same hosts and addresses, state in --dir. "
+        "The second lab ends with COMMAND.",
+    )
+    box.add_argument("--dir", type=Path, default=lab.box_dir(), help="the second lab's state (default %(default)s)")
+    box.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
@@ -386,6 +395,13 @@ def main(argv: list[str] | None = None) -> int:
             show_mail(args.last)
         elif args.cmd == "drive":
             cmd_drive(cfg, args.action, args.label, args.host, args.size_mb)
+        elif args.cmd == "box":
+            command = args.command[1:] if args.command[:1] == ["--"] else args.command
+            if not command:
+                raise lab.LabError("give the command to run: lpse-lab box -- COMMAND [ARGS]")
+            lab.STATE_DIR.mkdir(parents=True, exist_ok=True)
+            ensure_lab_secrets()
+            return lab.box(cfg, args.dir, vault_password_file(), command)
         elif args.cmd == "ups":
             lab.set_ups(next((h for h in cfg.hosts if h.name == args.host), lab.LabHost(args.host, "")), args.state)
             print(f"the UPS of {args.host} now reports: {ups.STATES[args.state]['ups.status']}")

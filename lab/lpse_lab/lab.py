@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -339,11 +340,20 @@ def stop_service(base: Path) -> None:
 
 
 APT_PROXY_DIR = STATE_DIR / "apt-cacher-ng"
+# A second lab (`lpse-lab box`) has no way out of its own network namespace: its hosts' apt
+# proxy is a relay to this Unix socket, behind which the first lab's proxy serves both.
+APT_UPLINK_ENV = "LPSE_LAB_APT_UPLINK"
 
 
 def ensure_apt_proxy(cfg: LabConfig) -> None:
     base = APT_PROXY_DIR
     if read_pid(base / "pid") and port_open(cfg.gateway, cfg.apt_proxy_port):
+        return
+    base.mkdir(parents=True, exist_ok=True)
+    uplink = os.environ.get(APT_UPLINK_ENV)
+    if uplink:
+        listen = f"TCP-LISTEN:{cfg.apt_proxy_port},bind={cfg.gateway},fork,reuseaddr"
+        start_service(base, ["socat", listen, f"UNIX-CONNECT:{uplink}"], cfg.gateway, cfg.apt_proxy_port)
         return
     conf = base / "conf"
     if conf.exists():
@@ -727,7 +737,8 @@ CGROUP_HIERARCHIES = (Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup/unifi
 
 
 def host_cgroups(host: LabHost) -> list[Path]:
-    return [h / "lpse-lab" / host.name for h in CGROUP_HIERARCHIES if (h / "cgroup.procs").exists()]
+    # Named after the state folder: a second lab (`lpse-lab box`) has hosts of the same names.
+    return [h / STATE_DIR.name / host.name for h in CGROUP_HIERARCHIES if (h / "cgroup.procs").exists()]
 
 
 def enter_cgroups(cgroups: list[Path]) -> None:
@@ -881,6 +892,61 @@ def destroy(cfg: LabConfig) -> None:
     kh = known_hosts()
     if kh.exists():
         kh.unlink()
+
+
+# What a second lab's box gives its own copy of: the named network namespaces, and nspawn's
+# per-machine state (the hosts have the same names in both labs).
+BOX_PRIVATE_RUN = ("/run/netns", "/run/systemd/nspawn")
+
+
+def box_dir() -> Path:
+    """Where a second lab started from this one keeps its state."""
+    return STATE_DIR.with_name(STATE_DIR.name + "-2")
+
+
+def box(cfg: LabConfig, state: Path, vault_password: Path, argv: list[str]) -> int:
+    """Run `argv` with a second lab of its own: the same hosts, names and addresses, inside their
+    own network, mount and process namespaces, with state in `state`; the two labs run side by
+    side without seeing each other. The second lab's apt proxy relays to this lab's (started here
+    if it is not running), and it uses this lab's vault. Everything of the second lab (hosts,
+    mounts, namespaces, processes) ends when `argv` does."""
+    require_root()
+    build_template()
+    ensure_bridge(cfg)
+    ensure_apt_proxy(cfg)
+    state.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(vault_password, state / vault_password.name)
+    uplink = state / "apt-uplink"
+    uplink.mkdir(exist_ok=True)
+    sock = uplink / "apt.sock"
+    stop_service(uplink)
+    sock.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        ["socat", f"UNIX-LISTEN:{sock},fork,mode=600", f"TCP:{cfg.gateway}:{cfg.apt_proxy_port}"],
+        stdin=subprocess.DEVNULL,
+        stdout=(uplink / "out.log").open("ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    (uplink / "pid").write_text(f"{proc.pid}\n")
+    try:
+        deadline = time.monotonic() + 10
+        while not sock.exists():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise LabError(f"the second lab's apt uplink did not start: see {uplink / 'out.log'}")
+            time.sleep(0.1)
+        inside = " && ".join(
+            [f"mkdir -p {d} && mount -t tmpfs lpse-lab-box {d}" for d in BOX_PRIVATE_RUN] + ["ip link set lo up"]
+        )
+        env = os.environ | {"LPSE_LAB_DIR": str(state), APT_UPLINK_ENV: str(sock)}
+        unshare = ["unshare", "--mount", "--propagation=private", "--net", "--pid", "--fork", "--mount-proc"]
+        # The second lab's hosts are shut down cleanly when the command ends, however it ends.
+        down = shlex.join([sys.executable, "-m", "lpse_lab.cli", "down"])
+        script = f'{inside} || exit 125; "$@"; rc=$?; {down} >/dev/null 2>&1; exit $rc'
+        return subprocess.run([*unshare, "--kill-child", "sh", "-c", script, "lpse-lab-box", *argv], env=env).returncode
+    finally:
+        stop_service(uplink)
+        sock.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

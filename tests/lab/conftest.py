@@ -130,30 +130,32 @@ def lab_config() -> lab.LabConfig:
 @dataclass(frozen=True)
 class Provisioned:
     """The runs of the `provisioned` fixture, and which of WATCHED_PACKAGES each host had
-    before and after the check run (space-separated, per host name)."""
+    before and after the check run (space-separated, per host name). `check` and `again` are
+    None in a session without the provisioning tests (the second lab's, see scripts/test)."""
 
     bootstrap: Run
-    check: Run
+    check: Run | None
     site: Run
-    again: Run
+    again: Run | None
     before_check: dict[str, str]
     after_check: dict[str, str]
 
 
 @pytest.fixture(scope="session")
-def provisioned(lab_config: lab.LabConfig) -> Provisioned:
+def provisioned(request: pytest.FixtureRequest, lab_config: lab.LabConfig) -> Provisioned:
     """Lab up, bootstrapped, site.yml in check mode (on fresh hosts: before the first run), then
     applied, then applied again at once (the idempotence check: nothing else has touched the hosts
-    in between)."""
+    in between). The check and the second run only when the session has the tests that read them."""
+    judged = any(item.module.__name__ == "test_provisioning" for item in request.session.items)  # type: ignore[attr-defined]
     subprocess.run([str(BIN / "lpse-lab"), "up"], check=True)
     boot = run_bootstrap()
     assert boot.rc == 0, boot.output[-3000:]
-    before = {h.name: installed(h.address, WATCHED_PACKAGES) for h in lab_config.hosts}
-    check = run_playbook("site.yml", "--check")
-    after = {h.name: installed(h.address, WATCHED_PACKAGES) for h in lab_config.hosts}
+    before = {h.name: installed(h.address, WATCHED_PACKAGES) for h in lab_config.hosts} if judged else {}
+    check = run_playbook("site.yml", "--check") if judged else None
+    after = {h.name: installed(h.address, WATCHED_PACKAGES) for h in lab_config.hosts} if judged else {}
     site = run_playbook("site.yml")
     assert site.rc == 0, site.output[-5000:]
-    return Provisioned(boot, check, site, run_playbook("site.yml"), before, after)
+    return Provisioned(boot, check, site, run_playbook("site.yml") if judged else None, before, after)
 
 
 # Packages a first site.yml installs on the lab hosts (bootstrap does not).

@@ -50,6 +50,8 @@ def example_inventory(tmp: Path) -> Path:
     }
     overlay = tmp / "example-overlay"
     shutil.copytree(OVERLAY, overlay)
+    for yml in overlay.rglob("*.yml"):  # the lab's state may live elsewhere (a second lab: lpse-lab box)
+        yml.write_text(yml.read_text().replace("/var/lib/lpse-lab/", f"{lab.STATE_DIR}/"))
     fd = os.open(overlay / "group_vars/all/vault.yml", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as f:
         yaml.safe_dump(vault, f)

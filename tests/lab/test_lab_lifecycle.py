@@ -35,9 +35,8 @@ def leftovers(cfg: lab.LabConfig) -> list[str]:
     found += [f"mount {h.root}" for h in cfg.hosts if str(h.root) in mounts]
     found += [f"process nspawn {h.name}" for h in cfg.hosts if lab.nspawn_pids(h)]
     found += [f"cgroup {cg}" for h in cfg.hosts for cg in lab.host_cgroups(h) if cg.exists()]
-    acng = subprocess.run(["pgrep", "-f", f"apt-cacher-ng -c {lab.STATE_DIR}"], capture_output=True, text=True)
-    if acng.stdout.strip():
-        found.append("process apt-cacher-ng")
+    if lab.read_pid(lab.APT_PROXY_DIR / "pid"):
+        found.append("process apt proxy")
     return found
 
 

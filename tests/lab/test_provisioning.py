@@ -61,6 +61,7 @@ def test_second_bootstrap_changes_nothing(provisioned: Provisioned) -> None:
 def test_second_site_run_changes_nothing(provisioned: Provisioned) -> None:
     """The second run, right after the first (tests/lab/conftest.py), reports no change."""
     again = provisioned.again
+    assert again is not None, "the provisioned fixture made no second run"
     assert again.rc == 0, again.output[-3000:]
     changed = {h: r["changed"] for h, r in again.recap().items() if r["changed"]}
     assert not changed, f"not idempotent: {changed}\n{again.output[-4000:]}"
@@ -75,6 +76,7 @@ def test_check_mode_before_the_first_run_reports_the_installs_and_changes_nothin
         assert os.environ.get("LPSE_LAB_REUSE") == "1", f"fresh lab hosts had packages: {provisioned.before_check}"
         pytest.skip(f"LPSE_LAB_REUSE=1 kept hosts provisioned before this run: {provisioned.before_check}")
     check = provisioned.check
+    assert check is not None, "the provisioned fixture made no check run"
     assert check.rc == 0, check.output[-4000:]
     recap = check.recap()
     assert set(recap) == {"spse", "monitor", "offroom"}, recap
