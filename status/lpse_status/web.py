@@ -7,6 +7,9 @@ for the login on /ops (roles/status_board).
   /healthz     200 when Prometheus answers
   POST /alertmanager   Alertmanager's webhook: critical notifications open and close incident drafts
                        (localhost only: nginx does not pass it on)
+
+Beside the pages, a power-off in a UPS's timeline becomes an incident once its host is back
+(lpse_status.power, checked every minute).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 
 from lpse_status.availability import Availability, availability
 from lpse_status.incidents import on_notification
+from lpse_status.power import record_power_cuts
 from lpse_status.prom import Prometheus, PrometheusError
 from lpse_status.records import Incident, Maintenance, incidents, maintenance_windows
 from lpse_status.svg import line_chart
@@ -379,7 +383,23 @@ def make_handler(s: Settings) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+POWER_CUT_CHECK_S = 60
+
+
+def watch_power_cuts(s: Settings, stop: threading.Event) -> None:
+    """Every minute: an incident record for each power-off whose host is back (lpse_status.power)."""
+    while not stop.wait(POWER_CUT_CHECK_S):
+        try:
+            made = record_power_cuts(Prometheus(s.prometheus_url), s.records_dir / "incidents", time.time())
+        except (PrometheusError, OSError) as e:
+            log.warning("power cuts: %s", e)
+            continue
+        for incident_id in made:
+            log.info("power cuts: incident %s recorded from the UPS's timeline", incident_id)
+
+
 def serve(s: Settings) -> None:
     server = ThreadingHTTPServer((s.listen, s.port), make_handler(s))
     log.info("lpse-status on http://%s:%d (Prometheus %s)", s.listen, s.port, s.prometheus_url)
+    threading.Thread(target=watch_power_cuts, args=(s, threading.Event()), daemon=True).start()
     server.serve_forever()

@@ -16,6 +16,7 @@ import pytest
 import testinfra
 from conftest import Provisioned
 from lpse_lab import lab
+from lpse_status import power
 from test_alerting import mail_about
 from test_spse_host import https_get
 
@@ -50,6 +51,42 @@ def test_the_ups_is_read_by_upsd_upsmon_on_both_hosts_and_the_exporter(
     assert 'lpse_ups_up{ups="ups"} 1.0' in metrics
     assert 'lpse_ups_status{flag="OL",ups="ups"} 1.0' in metrics
     assert 'lpse_ups_battery_runtime_low_seconds{ups="ups"} 600.0' in metrics  # the site's policy, not the UPS's
+
+
+def test_the_self_test_is_scheduled_and_a_refusal_reaches_oncall(
+    spse: testinfra.host.Host, provisioned: Provisioned
+) -> None:
+    """The role schedules the UPS's self-test with a login of its own and records since when; the
+    lab's dummy-ups has no self-test command, so asking for one is refused: that is recorded, put in
+    the UPS's timeline and mailed to on-call (UpsSelfTestRefused). The timer's login may run the
+    self-test command and nothing else."""
+    prom = "/var/lib/lpse-exporter/textfile/ups-self-test.prom"
+    assert spse.service("lpse-ups-self-test.timer").is_enabled
+    assert spse.service("lpse-ups-self-test.timer").is_running
+    password = spse.file("/etc/nut/lpse-selftest.password")
+    assert (password.user, password.mode) == ("root", 0o600)
+    assert "lpse_ups_self_test_scheduled_timestamp_seconds" in spse.file(prom).content_string
+    since = time.time()
+    try:
+        asked = spse.run("systemctl start lpse-ups-self-test.service")
+        assert asked.rc != 0, "dummy-ups took a self-test command it does not have"
+        record = spse.file(prom).content_string
+        assert 'lpse_ups_self_test_request_success{ups="ups"} 0' in record, record
+        assert "lpse_ups_self_test_requested_timestamp_seconds" in record
+        refused = [e for e in events(spse) if e["event"] == "SELFTEST_REFUSED"]
+        assert refused and "CMD-NOT-SUPPORTED" in refused[-1]["message"], refused
+        # The timer's login cannot do what upsmon's can (shut the UPS's load off).
+        login = spse.run(
+            "sudo python3 -c \"import socket; s=socket.create_connection(('127.0.0.1', 3493)); f=s.makefile('rw'); "
+            "[(f.write(l + chr(10)), f.flush(), print(f.readline().strip())) for l in "
+            "('USERNAME lpse-selftest', 'PASSWORD ' + open('/etc/nut/lpse-selftest.password').read().strip(), "
+            "'INSTCMD ups load.off')]\""
+        )
+        assert login.stdout.split("\n")[2].startswith("ERR ACCESS-DENIED"), login.stdout
+        assert mail_about("UpsSelfTestRefused", since), "no mail about the refused self-test"
+    finally:
+        spse.run(f"rm -f {prom} && /usr/local/sbin/lpse-ups-self-test --schedule-only")
+        spse.run("systemctl reset-failed lpse-ups-self-test.service")
 
 
 def spse_answer(address: str) -> tuple[int, str]:
@@ -148,3 +185,16 @@ def test_a_power_cut_warns_then_shuts_down_cleanly_and_loses_no_committed_row(
     assert [s for s in steps if s in shutdown] == shutdown, steps
     assert steps.index("ONBATT") < steps.index("SHUTDOWN_BEGIN")
     assert "POWER_OFF" in [e["event"] for e in events(monitor)], "the monitoring server did not shut down cleanly"
+
+    # The status board writes the cut down from the UPS's timeline, once the SPSE server is back.
+    deadline = time.monotonic() + 240
+    while not (found := monitor.run("cat /var/lib/lpse-ops/incidents/*-PowerCut-spse.json 2>/dev/null").stdout):
+        assert time.monotonic() < deadline, "no power-cut incident record 4 min after SPSE came back"
+        time.sleep(5)
+    record = json.loads(found)
+    cut = [e for e in events(spse)[before:] if e["event"] in power.EVENTS]
+    recorded = [line.rsplit("(", 1)[1].rstrip(")") for line in record["actions"][:-2]]
+    assert recorded == [e["event"] for e in cut], record["actions"]
+    assert record["actions"][0].startswith(cut[0]["time"][:19].replace("T", " ")), record["actions"][0]
+    assert record["severity"] == "critical" and not record["published"]
+    assert "the last WAL segment was pushed" in record["cause_en"]

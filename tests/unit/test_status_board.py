@@ -25,6 +25,7 @@ import pytest
 from lpse_status import report
 from lpse_status.availability import availability
 from lpse_status.incidents import explain, on_notification, postmortem
+from lpse_status.power import record_power_cuts
 from lpse_status.prom import Prometheus, PrometheusError
 from lpse_status.records import Incident, incidents, maintenance_windows
 from lpse_status.report import Quarter, build, render_html
@@ -55,6 +56,13 @@ DRILL = START + 2 * 86400 + 14400
 ON_BATTERY = [(END - 30 * 3600, END - 30 * 3600 + 600), (END - 20 * 3600, END - 20 * 3600 + 900)]
 BATTERY_LOW = (END - 20 * 3600 + 780, END - 20 * 3600 + 900)
 HOT = (END - 10 * 3600, END - 9 * 3600)
+# The second cut went to a clean shutdown: the UPS's timeline as the exporter serves it (the newest
+# time of each event), the power-off 800 s after mains was lost, the boot 400 s after that.
+CUT = ON_BATTERY[1][0]
+POWER_EVENTS = {"ONBATT": CUT, "LOWBATT": CUT + 780, "SHUTDOWN_BEGIN": CUT + 781, "SPSE_CLOSED": CUT + 782,
+                "SPSE_STOPPED": CUT + 786, "CHECKPOINT": CUT + 790, "WAL_PUSHED": CUT + 795,
+                "POSTGRESQL_STOPPED": CUT + 797, "POWER_OFF": CUT + 800}  # fmt: skip
+BOOT = CUT + 1200
 
 
 def room_series() -> list[str]:
@@ -63,6 +71,21 @@ def room_series() -> list[str]:
         ob = any(a <= t < b for a, b in ON_BATTERY)
         for flag, on in (("OL", not ob), ("OB", ob), ("LB", BATTERY_LOW[0] <= t < BATTERY_LOW[1])):
             out.append(f'lpse_ups_status{{instance="spse",job="lpse",ups="ups",flag="{flag}"}} {int(on)} {t}')
+    out += ["# TYPE lpse_power_event_timestamp_seconds gauge"]
+    for event, at in POWER_EVENTS.items():
+        labels = f'instance="spse",job="lpse",event="{event}"'
+        # Served from the event on, but not while the host is off.
+        out += [
+            f"lpse_power_event_timestamp_seconds{{{labels}}} {at} {t}"
+            for t in range(at - at % 60 + 60, END + 1, 60)
+            if not POWER_EVENTS["POWER_OFF"] < t < BOOT
+        ]
+    out += ["# TYPE lpse_boot_time_timestamp_seconds gauge"]
+    out += [
+        f'lpse_boot_time_timestamp_seconds{{instance="spse",job="lpse"}} {START - 86400 if t < BOOT else BOOT} {t}'
+        for t in range(START, END + 1, 60)
+        if not POWER_EVENTS["POWER_OFF"] < t < BOOT
+    ]
     out += ["# TYPE lpse_temperature_celsius gauge"]
     out += [
         f'lpse_temperature_celsius{{instance="monitor",job="lpse",chip="room",sensor="room"}} '
@@ -491,3 +514,28 @@ def test_server_room_visits_need_a_permission_and_reach_the_quarterly_report(
     for shown in ("Budi Santoso (PT UPS Nusantara)", "Ganti baterai UPS", "Kepala LPSE", "Sari (admin)"):
         assert shown in html.unescape(row[0])
     assert "Andi" not in page
+
+
+def test_a_power_cut_becomes_an_incident_from_the_ups_timeline_once_the_host_is_back(
+    prometheus: str, tmp_path: Path
+) -> None:
+    """R4: the clean shutdown's timeline, read from Prometheus after the boot, is an incident
+    record with every step to the second; nothing while the host is still off; once only."""
+    prom, folder = Prometheus(prometheus), tmp_path / "incidents"
+    off = POWER_EVENTS["POWER_OFF"]
+    assert record_power_cuts(prom, folder, off + 60) == []  # still off: Prometheus has nothing newer
+    assert record_power_cuts(prom, folder, BOOT - 30) == []
+    made = record_power_cuts(prom, folder, BOOT + 600)
+    assert len(made) == 1
+    (cut,) = incidents(folder)
+    assert (cut.alertname, cut.instance, cut.severity, cut.published) == ("PowerCut", "spse", "critical", False)
+    assert cut.alert_start == POWER_EVENTS["ONBATT"]  # mains lost
+    assert cut.first_failure == POWER_EVENTS["SPSE_CLOSED"]  # SPSE stopped taking requests
+    assert cut.resolved == BOOT
+    assert cut.recovered is not None and BOOT <= cut.recovered <= BOOT + STEP  # the first good probe after the boot
+    assert "13 min" in cut.cause_en and "the last WAL segment was pushed" in cut.cause_en
+    assert "13 menit" in cut.cause_id
+    steps = [line.rsplit("(", 1)[1].rstrip(")") for line in cut.actions[:-2]]
+    assert steps == list(POWER_EVENTS), cut.actions  # every step, in the order it happened
+    assert cut.actions[0].startswith(dt.datetime.fromtimestamp(CUT, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
+    assert record_power_cuts(prom, folder, BOOT + 1200) == []  # recorded once
