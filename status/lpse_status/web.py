@@ -33,7 +33,7 @@ from lpse_status.availability import Availability, availability
 from lpse_status.incidents import on_notification
 from lpse_status.power import record_power_cuts
 from lpse_status.prom import Prometheus, PrometheusError
-from lpse_status.records import Incident, Maintenance, incidents, maintenance_windows
+from lpse_status.records import Incident, Maintenance, Visit, enter, incidents, leave, maintenance_windows, visits
 from lpse_status.svg import line_chart
 
 log = logging.getLogger("lpse_status")
@@ -312,10 +312,150 @@ def ops_page(s: Settings, hours: float, now: float | None = None) -> str:
             series = prom.query_range(expr, start, now, step)
             lines = [(legend.format_map(_Labels(x.labels)), x.points) for x in series]
             parts.append(f'<div class="graph">{line_chart(title, lines, unit, 0, ymax)}</div>')
+        parts.append(room_section(prom, s.timezone, now))
     except PrometheusError as e:
         parts.append(f"<p id=error>{escape(str(e))}</p>")
+    parts.append(visits_section(s.records_dir / "visits", s.timezone))
     parts.append("</body></html>")
     return "".join(parts)
+
+
+# The server room's alerts (R4): a row of the room view is flagged when one of these fires for it.
+ROOM_ALERTS = "Ups.*|Room.*|Hardware.*"
+
+
+def _firing(prom: Prometheus, at: float) -> dict[tuple[str, str], list[str]]:
+    """Firing server-room alerts by (instance, UPS or sensor)."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for a in prom.query(f'ALERTS{{alertstate="firing",alertname=~"{ROOM_ALERTS}"}}', at):
+        key = (a.labels.get("instance", ""), a.labels.get("ups") or a.labels.get("sensor", ""))
+        out.setdefault(key, []).append(a.labels["alertname"])
+    return out
+
+
+def _cell(value: float | None, fmt: str) -> str:
+    return "-" if value is None else fmt.format(value)
+
+
+def room_section(prom: Prometheus, tz: dt.tzinfo, at: float) -> str:
+    """Power and temperature now (R4), each row flagged with the alerts that fire for it: the page
+    judges with the alert rules' own thresholds."""
+    firing = _firing(prom, at)
+
+    def one(expr: str, labels: dict[str, str]) -> float | None:
+        sel = ",".join(f'{k}="{v}"' for k, v in labels.items())
+        found = prom.query(f"{expr}{{{sel}}}", at)
+        return found[0].points[0][1] if found else None
+
+    ups_rows = []
+    for u in prom.query("lpse_ups_up", at):
+        key = {"instance": u.labels.get("instance", ""), "ups": u.labels.get("ups", "")}
+        sel = f'instance="{key["instance"]}",ups="{key["ups"]}"'
+        flags = sorted(s.labels.get("flag", "") for s in prom.query(f"lpse_ups_status{{{sel}}} == 1", at))
+        asked = one("lpse_ups_self_test_requested_timestamp_seconds", key)
+        passed = one("lpse_ups_self_test_passed", key)
+        alerts = firing.get((key["instance"], key["ups"]), [])
+        ups_rows.append(
+            f'<tr class="{"flag" if alerts else ""}"><td>{escape(key["ups"])} ({escape(key["instance"])})</td>'
+            f"<td>{'tidak terbaca / unreachable' if u.points[0][1] != 1 else escape(' '.join(flags))}</td>"
+            f"<td>{_cell(one('lpse_ups_battery_charge_ratio', key), '{:.0%}')}</td>"
+            f"<td>{_cell(one('lpse_ups_battery_runtime_seconds', key), '{:.0f} s')}</td>"
+            f"<td>{_cell(one('lpse_ups_load_ratio', key), '{:.0%}')}</td>"
+            f"<td>{_cell(one('lpse_ups_input_voltage_volts', key), '{:.0f} V')}</td>"
+            f"<td>{'-' if passed is None else ('lulus / passed' if passed == 1 else 'GAGAL / FAILED')}"
+            f"{'' if asked is None else ' (' + _when(asked, tz) + ')'}</td>"
+            f"<td>{escape(', '.join(alerts))}</td></tr>"
+        )
+    temp_rows = []
+    for t in prom.query("lpse_temperature_celsius", at):
+        inst, chip, sensor = (t.labels.get(k, "") for k in ("instance", "chip", "sensor"))
+        key = {"instance": inst, "chip": chip, "sensor": sensor}
+        alerts = firing.get((inst, sensor), [])
+        temp_rows.append(
+            f'<tr class="{"flag" if alerts else ""}"><td>{escape(inst)}</td><td>{escape(chip)}</td>'
+            f"<td>{escape(sensor)}</td><td>{t.points[0][1]:.1f} °C</td>"
+            f"<td>{_cell(one('lpse_temperature_max_celsius', key), '{:.0f} °C')}</td>"
+            f"<td>{_cell(one('lpse_temperature_critical_celsius', key), '{:.0f} °C')}</td>"
+            f"<td>{escape(', '.join(alerts))}</td></tr>"
+        )
+    return (
+        "<h2>Ruang server / Server room</h2><h3>UPS</h3>"
+        + (
+            "<table id=ups><tr><th>UPS</th><th>status</th><th>baterai / charge</th><th>runtime</th>"
+            "<th>beban / load</th><th>PLN / mains</th><th>uji mandiri / self-test</th><th>alert</th></tr>"
+            + "".join(ups_rows)
+            + "</table>"
+            if ups_rows
+            else "<p id=ups>Tidak ada UPS yang terpantau / no UPS is watched (roles/ups).</p>"
+        )
+        + "<h3>Suhu / Temperature</h3>"
+        + (
+            "<table id=temperatures><tr><th>host</th><th>chip</th><th>sensor</th><th>sekarang / now</th>"
+            "<th>batas / high</th><th>kritis / critical</th><th>alert</th></tr>" + "".join(temp_rows) + "</table>"
+            if temp_rows
+            else "<p id=temperatures>Tidak ada sensor suhu / no temperature sensors "
+            "(no hwmon, IPMI or room sensor on any host).</p>"
+        )
+    )
+
+
+VISIT_FIELDS = (
+    ("visitor", "Nama / Name"),
+    ("organisation", "Instansi / Organisation"),
+    ("purpose", "Keperluan / Purpose"),
+    ("allowed_by", "Diizinkan oleh / Allowed by"),
+    ("escort", "Pendamping / Escort"),
+)
+
+
+def visits_section(folder: Path, tz: dt.tzinfo) -> str:
+    """Who is in the server room now (each with a button to record them leaving), the last
+    visits, and the form to record someone going in (R4: visitors only with permission)."""
+    all_visits = visits(folder) if folder.is_dir() else []
+    inside = [v for v in all_visits if v.left is None]
+
+    def out(v: Visit) -> str:
+        if v.left:
+            return _when(v.left, tz)
+        return (
+            "<form method=post action=/ops><input type=hidden name=action value=leave>"
+            f'<input type=hidden name=visit value="{escape(v.id)}"><button>keluar / left</button></form>'
+        )
+
+    rows = "".join(
+        f"<tr><td>{escape(v.visitor)}</td><td>{escape(v.organisation)}</td><td>{escape(v.purpose)}</td>"
+        f"<td>{escape(v.allowed_by)}</td><td>{_when(v.entered, tz)}</td><td>{out(v)}</td></tr>"
+        for v in inside + [v for v in reversed(all_visits) if v.left is not None][:10]
+    )
+    fields = "".join(f'<label>{label} <input name={name}{"" if name == "escort" else " required"}></label> '
+                     for name, label in VISIT_FIELDS)  # fmt: skip
+    return (
+        f"<h2>Kunjungan ruang server / Server-room visits</h2><p>{len(inside)} orang di dalam / inside now</p>"
+        "<table id=visits><tr><th>nama</th><th>instansi</th><th>keperluan</th><th>diizinkan oleh</th>"
+        f"<th>masuk / in</th><th>keluar / out</th></tr>{rows}</table>"
+        f"<form id=visit-in method=post action=/ops><input type=hidden name=action value=enter>{fields}"
+        "<button>catat masuk / record entry</button></form>"
+    )
+
+
+def record_visit(folder: Path, form: dict[str, str], login: str, now: float) -> str:
+    """A visit entered or left from the /ops form; the login that recorded it is kept. Returns what
+    was done; ValueError/KeyError say what is wrong."""
+    if form.get("action") == "enter":
+        v = enter(
+            folder,
+            form.get("visitor", ""),
+            form.get("organisation", ""),
+            form.get("purpose", ""),
+            form.get("allowed_by", ""),
+            now,
+            escort=form.get("escort", ""),
+            recorded_by=login,
+        )
+        return f"visit {v.id} entered"
+    if form.get("action") == "leave":
+        return f"visit {leave(folder, form.get('visit', ''), now).id} left"
+    raise ValueError("action must be enter or leave")
 
 
 class _Labels(dict[str, str]):
@@ -348,6 +488,9 @@ def make_handler(s: Settings) -> type[BaseHTTPRequestHandler]:
                 self._send(503, f"{e}\n", "text/plain")
 
         def do_POST(self) -> None:
+            if urllib.parse.urlsplit(self.path).path == "/ops":
+                self._ops_form()
+                return
             if urllib.parse.urlsplit(self.path).path != "/alertmanager":
                 self._send(404, "not found\n", "text/plain")
                 return
@@ -367,6 +510,31 @@ def make_handler(s: Settings) -> type[BaseHTTPRequestHandler]:
                 return
             log.info("webhook: incidents %s", ", ".join(ids) or "(none)")
             self._send(200, "ok\n", "text/plain")
+
+        def _ops_form(self) -> None:
+            """The visits form: behind nginx's login (which names the operator); a browser's post
+            from another site is refused (the login alone would let it through)."""
+            login = self.headers.get("X-Forwarded-User", "")
+            origin = urllib.parse.urlsplit(self.headers.get("Origin", "")).netloc
+            if not login:
+                self._send(401, "the operations login is required\n", "text/plain")
+                return
+            if origin and origin != self.headers.get("Host", ""):
+                log.warning("ops form: refused a post from %s (origin %s)", login, origin)
+                self._send(403, "a form from another site is refused\n", "text/plain")
+                return
+            size = int(self.headers.get("Content-Length", "0"))
+            form = {k: v[0] for k, v in urllib.parse.parse_qs(self.rfile.read(min(size, 1 << 16)).decode()).items()}
+            try:
+                done = record_visit(s.records_dir / "visits", form, login, time.time())
+            except (ValueError, KeyError) as e:
+                self._send(400, f"{e.args[0] if e.args else e}\n", "text/plain")
+                return
+            log.info("ops form: %s by %s", done, login)
+            self.send_response(303)
+            self.send_header("Location", "/ops")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
 
         def _send(self, code: int, body: str, ctype: str = "text/html; charset=utf-8") -> None:
             data = body.encode()

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import testinfra
-from conftest import REPO, run_playbook
+from conftest import LAB_CA, REPO, front_door, ops_login, run_playbook
 from lpse_lab import lab
 from lpse_lab.cli import DRIVE_NAME, LPSE_BACKUP, ansible_env, lab_secrets
 
@@ -336,3 +336,33 @@ def test_visits_to_the_server_room_are_kept_on_the_monitoring_server(
     assert json.loads(monitor.file(path).content_string)["left"] >= record["entered"]
     again = fab("visit-out", visit)
     assert again.returncode == 1 and "already left" in again.stderr
+
+
+def test_the_ops_page_records_a_visit_with_the_login_and_shows_the_server_room(
+    monitor: testinfra.host.Host, address: dict[str, str], provisioned: object
+) -> None:
+    """The /ops form through nginx: refused without the login, recorded with it (the login kept as
+    who recorded it), shown as inside until the leave button; the page shows the UPS and says that
+    the lab's containers have no temperature sensors."""
+
+    def post(form: dict[str, str], login: tuple[str, str] | None) -> str:
+        argv = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", str(LAB_CA),
+                "--resolve", f"monitor:443:{address['monitor']}", "-H", "Origin: https://monitor"]  # fmt: skip
+        argv += [a for k, v in form.items() for a in ("--data-urlencode", f"{k}={v}")]
+        argv += ["-u", ":".join(login)] if login else []
+        return subprocess.run([*argv, "https://monitor/ops"], capture_output=True, text=True, timeout=30).stdout
+
+    entry = {"action": "enter", "visitor": "Sari Dewi", "organisation": "Diskominfo", "purpose": "cek suhu",
+             "allowed_by": "Kepala LPSE"}  # fmt: skip
+    assert post(entry, None) == "401"
+    assert post(entry, ops_login()) == "303"
+    (visit,) = [v for v in fab("visits", "--open").stdout.splitlines() if "Sari Dewi" in v]
+    visit_id = visit.split()[0]
+    record = json.loads(monitor.file(f"/var/lib/lpse-ops/visits/{visit_id}.json").content_string)
+    assert record["recorded_by"] == "ops" and record["purpose"] == "cek suhu"
+    status, page = front_door(address["monitor"], "/ops", login=ops_login())
+    text = page.decode()
+    assert status == 200 and "Sari Dewi" in text and "<table id=ups>" in text and "ups (spse)" in text
+    assert "no temperature sensors" in text
+    assert post({"action": "leave", "visit": visit_id}, ops_login()) == "303"
+    assert json.loads(monitor.file(f"/var/lib/lpse-ops/visits/{visit_id}.json").content_string)["left"]

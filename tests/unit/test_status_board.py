@@ -16,6 +16,7 @@ import subprocess
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
@@ -27,7 +28,7 @@ from lpse_status.availability import availability
 from lpse_status.incidents import explain, on_notification, postmortem
 from lpse_status.power import record_power_cuts
 from lpse_status.prom import Prometheus, PrometheusError
-from lpse_status.records import Incident, incidents, maintenance_windows
+from lpse_status.records import Incident, incidents, maintenance_windows, visits
 from lpse_status.report import Quarter, build, render_html
 from lpse_status.web import Settings, current_state, make_handler, ops_page, public_page
 
@@ -85,6 +86,18 @@ def room_series() -> list[str]:
         f'lpse_boot_time_timestamp_seconds{{instance="spse",job="lpse"}} {START - 86400 if t < BOOT else BOOT} {t}'
         for t in range(START, END + 1, 60)
         if not POWER_EVENTS["POWER_OFF"] < t < BOOT
+    ]
+    out += ["# TYPE lpse_ups_up gauge", "# TYPE lpse_ups_battery_charge_ratio gauge"]
+    for t in range(START, END + 1, 60):
+        ob = any(a <= t < b for a, b in ON_BATTERY)
+        out.append(f'lpse_ups_up{{instance="spse",job="lpse",ups="ups"}} 1 {t}')
+        out.append(f'lpse_ups_battery_charge_ratio{{instance="spse",job="lpse",ups="ups"}} {0.8 if ob else 1} {t}')
+    # What Prometheus wrote while the room was hot: the alert, as the rule manager keeps it.
+    out += ["# TYPE ALERTS gauge"]
+    out += [
+        f'ALERTS{{alertname="RoomTooHot",alertstate="firing",instance="monitor",job="lpse",chip="room",'
+        f'sensor="room",severity="warning"}} 1 {t}'
+        for t in range(HOT[0] + 300, HOT[1] + 1, 60)
     ]
     out += ["# TYPE lpse_temperature_celsius gauge"]
     out += [
@@ -539,3 +552,62 @@ def test_a_power_cut_becomes_an_incident_from_the_ups_timeline_once_the_host_is_
     assert steps == list(POWER_EVENTS), cut.actions  # every step, in the order it happened
     assert cut.actions[0].startswith(dt.datetime.fromtimestamp(CUT, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC"))
     assert record_power_cuts(prom, folder, BOOT + 1200) == []  # recorded once
+
+
+def test_ops_page_shows_power_and_temperature_judged_by_the_alerts(prometheus: str, tmp_path: Path) -> None:
+    """The server room on /ops (R4): the UPS and the temperatures now, a row flagged with the alert
+    that fires for it (the rules' own thresholds, not the page's)."""
+    hot = ops_page(settings(prometheus, tmp_path), 1, now=HOT[0] + 1800)
+    ups = hot[hot.index("<table id=ups>") : hot.index("</table>", hot.index("<table id=ups>"))]
+    assert "ups (spse)" in ups and "<td>OL</td>" in ups and "<td>100%</td>" in ups
+    temps = hot[hot.index("<table id=temperatures>") :]
+    assert '<tr class="flag"><td>monitor</td><td>room</td><td>room</td><td>29.0 °C</td>' in temps
+    assert "RoomTooHot" in temps
+    on_battery = ops_page(settings(prometheus, tmp_path), 1, now=ON_BATTERY[1][0] + 300)
+    assert "<td>OB</td>" in on_battery and "<td>80%</td>" in on_battery
+    cool = ops_page(settings(prometheus, tmp_path), 1, now=HOT[1] + 3600)
+    assert "RoomTooHot" not in cool and "<td>24.0 °C</td>" in cool and '<tr class="flag">' not in cool
+
+
+def test_ops_form_records_visits_with_the_login_and_refuses_a_foreign_form(prometheus: str, tmp_path: Path) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(settings(prometheus, tmp_path)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/ops"
+    folder = tmp_path / "visits"
+    folder.mkdir()
+
+    def post(form: dict[str, str], headers: dict[str, str]) -> tuple[int, str]:
+        req = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(), headers=headers)
+        opener = urllib.request.build_opener(NoRedirect)
+        try:
+            with opener.open(req, timeout=30) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    entry = {"action": "enter", "visitor": "Budi", "organisation": "PLN", "purpose": "ganti baterai UPS",
+             "allowed_by": "Kepala LPSE"}  # fmt: skip
+    try:
+        assert post(entry, {})[0] == 401  # not through nginx's login
+        assert post(entry, {"X-Forwarded-User": "ops", "Origin": "https://evil.example", "Host": "monitor"})[0] == 403
+        assert not list(folder.iterdir())
+        code, text = post(entry | {"allowed_by": " "}, {"X-Forwarded-User": "ops"})
+        assert code == 400 and "--allowed-by" in text
+        assert post(entry, {"X-Forwarded-User": "ops", "Origin": "https://monitor", "Host": "monitor"})[0] == 303
+        (v,) = visits(folder)
+        assert (v.visitor, v.allowed_by, v.recorded_by, v.left) == ("Budi", "Kepala LPSE", "ops", None)
+        page = ops_page(settings(prometheus, tmp_path), 1, now=END)
+        assert "1 orang di dalam / inside now" in page and f'value="{v.id}"' in page
+        assert post({"action": "leave", "visit": v.id}, {"X-Forwarded-User": "ops"})[0] == 303
+        assert visits(folder)[0].left is not None
+        assert "0 orang di dalam / inside now" in ops_page(settings(prometheus, tmp_path), 1, now=END)
+        code, text = post({"action": "leave", "visit": v.id}, {"X-Forwarded-User": "ops"})
+        assert code == 400 and "already left" in text
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
