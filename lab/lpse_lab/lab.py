@@ -904,49 +904,68 @@ def box_dir() -> Path:
     return STATE_DIR.with_name(STATE_DIR.name + "-2")
 
 
+# Inside the box: the local port of the controller's HTTPS proxy to PyPI (lpse_lab.uplink), which
+# the lab inventory hands to the wheel builds (python_package_build_environment).
+BOX_PIP_PROXY_PORT = 3128
+
+
+def _start_socket_service(base: Path, cmd: list[str], sock: Path) -> None:
+    """A lab service on this machine that listens on the Unix socket `sock` (pid in base/pid)."""
+    base.mkdir(parents=True, exist_ok=True)
+    stop_service(base)
+    sock.unlink(missing_ok=True)
+    proc = subprocess.Popen(
+        cmd, stdin=subprocess.DEVNULL, stdout=(base / "out.log").open("ab"), stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    (base / "pid").write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + 10
+    while not sock.exists():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise LabError(f"{Path(cmd[0]).name} did not start on {sock}: see {base / 'out.log'}")
+        time.sleep(0.1)
+
+
 def box(cfg: LabConfig, state: Path, vault_password: Path, argv: list[str]) -> int:
     """Run `argv` with a second lab of its own: the same hosts, names and addresses, inside their
     own network, mount and process namespaces, with state in `state`; the two labs run side by
-    side without seeing each other. The second lab's apt proxy relays to this lab's (started here
-    if it is not running), and it uses this lab's vault. Everything of the second lab (hosts,
-    mounts, namespaces, processes) ends when `argv` does."""
+    side without seeing each other. Two Unix sockets are its only ways out: its hosts' apt proxy
+    relays to this lab's (started here if it is not running), and its controller reaches PyPI
+    through an HTTPS proxy (lpse_lab.uplink) to build the wheels. It uses this lab's vault.
+    Everything of the second lab (hosts, mounts, namespaces, processes) ends when `argv` does."""
     require_root()
     build_template()
     ensure_bridge(cfg)
     ensure_apt_proxy(cfg)
     state.mkdir(parents=True, exist_ok=True)
     shutil.copy2(vault_password, state / vault_password.name)
-    uplink = state / "apt-uplink"
-    uplink.mkdir(exist_ok=True)
-    sock = uplink / "apt.sock"
-    stop_service(uplink)
-    sock.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        ["socat", f"UNIX-LISTEN:{sock},fork,mode=600", f"TCP:{cfg.gateway}:{cfg.apt_proxy_port}"],
-        stdin=subprocess.DEVNULL,
-        stdout=(uplink / "out.log").open("ab"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    (uplink / "pid").write_text(f"{proc.pid}\n")
+    apt, pip = state / "apt-uplink", state / "pip-uplink"
     try:
-        deadline = time.monotonic() + 10
-        while not sock.exists():
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise LabError(f"the second lab's apt uplink did not start: see {uplink / 'out.log'}")
-            time.sleep(0.1)
-        inside = " && ".join(
-            [f"mkdir -p {d} && mount -t tmpfs lpse-lab-box {d}" for d in BOX_PRIVATE_RUN] + ["ip link set lo up"]
+        _start_socket_service(
+            apt,
+            ["socat", f"UNIX-LISTEN:{apt / 'apt.sock'},fork,mode=600", f"TCP:{cfg.gateway}:{cfg.apt_proxy_port}"],
+            apt / "apt.sock",
         )
-        env = os.environ | {"LPSE_LAB_DIR": str(state), APT_UPLINK_ENV: str(sock)}
+        _start_socket_service(pip, [sys.executable, "-m", "lpse_lab.uplink", str(pip / "pip.sock")], pip / "pip.sock")
+        listen = f"TCP-LISTEN:{BOX_PIP_PROXY_PORT},bind=127.0.0.1,fork,reuseaddr"
+        inside = " && ".join(
+            [f"mkdir -p {d} && mount -t tmpfs lpse-lab-box {d}" for d in BOX_PRIVATE_RUN]
+            + ["ip link set lo up", f"{{ socat {listen} UNIX-CONNECT:{pip / 'pip.sock'} & }}"]
+        )
+        env = os.environ | {
+            "LPSE_LAB_DIR": str(state),
+            APT_UPLINK_ENV: str(apt / "apt.sock"),
+            "LPSE_LAB_PIP_PROXY": f"http://127.0.0.1:{BOX_PIP_PROXY_PORT}",
+        }
         unshare = ["unshare", "--mount", "--propagation=private", "--net", "--pid", "--fork", "--mount-proc"]
         # The second lab's hosts are shut down cleanly when the command ends, however it ends.
         down = shlex.join([sys.executable, "-m", "lpse_lab.cli", "down"])
         script = f'{inside} || exit 125; "$@"; rc=$?; {down} >/dev/null 2>&1; exit $rc'
         return subprocess.run([*unshare, "--kill-child", "sh", "-c", script, "lpse-lab-box", *argv], env=env).returncode
     finally:
-        stop_service(uplink)
-        sock.unlink(missing_ok=True)
+        for base, sock in ((apt, apt / "apt.sock"), (pip, pip / "pip.sock")):
+            stop_service(base)
+            sock.unlink(missing_ok=True)
 
 
 @dataclass(frozen=True)

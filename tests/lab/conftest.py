@@ -98,6 +98,14 @@ class Run:
         """The output with Ansible's line wrapping undone, for matching messages."""
         return " ".join(self.output.split())
 
+    @property
+    def failures(self) -> str:
+        """What a failed run says: each failed task with its message (they can be far from the
+        end of a long run), then the end of the output."""
+        failed_task = r"^TASK \[[^\n]*\n(?:(?!TASK \[).*\n)*?(?:fatal|failed): .*(?:\n(?!TASK \[|\S).*)*"
+        blocks = re.findall(failed_task, self.output, re.M)
+        return "\n".join(b[-1500:] for b in blocks[:5]) + "\n...\n" + self.output[-2500:]
+
     def recap(self) -> dict[str, dict[str, int]]:
         """PLAY RECAP counters per host."""
         out: dict[str, dict[str, int]] = {}
@@ -154,8 +162,12 @@ def provisioned(request: pytest.FixtureRequest, lab_config: lab.LabConfig) -> Pr
     check = run_playbook("site.yml", "--check") if judged else None
     after = {h.name: installed(h.address, WATCHED_PACKAGES) for h in lab_config.hosts} if judged else {}
     site = run_playbook("site.yml")
-    assert site.rc == 0, site.output[-5000:]
-    return Provisioned(boot, check, site, run_playbook("site.yml") if judged else None, before, after)
+    assert site.rc == 0, site.failures
+    again = run_playbook("site.yml") if judged else None
+    # scripts/test starts the tests that need no lab once the busiest part, provisioning, is done.
+    if flag := os.environ.get("LPSE_TEST_PROVISIONED_FLAG"):
+        Path(flag).touch()
+    return Provisioned(boot, check, site, again, before, after)
 
 
 # Packages a first site.yml installs on the lab hosts (bootstrap does not).
