@@ -7,6 +7,7 @@ timeout each; a scrape only reads the latest results and never waits on the netw
 from __future__ import annotations
 
 import functools
+import os
 import socket
 import ssl
 import threading
@@ -30,11 +31,22 @@ class BootSource:
         self.root = root
 
     def read(self) -> Iterable[Metric]:
-        for line in read_text(self.root / "proc/stat").splitlines():
-            if line.startswith("btime "):
-                yield GaugeMetricFamily("lpse_boot_time_timestamp_seconds", "When the host booted", value=int(line[6:]))
-                return
-        raise ValueError("no btime in /proc/stat")
+        btime = next(
+            (int(line[6:]) for line in read_text(self.root / "proc/stat").splitlines() if line.startswith("btime ")),
+            None,
+        )
+        if btime is None:
+            raise ValueError("no btime in /proc/stat")
+        # When init started (field 22 of /proc/1/stat, in clock ticks after the kernel's boot): the
+        # same moment on a server, and in a container (the lab's hosts) its own start, not the
+        # machine's. A power cut's incident record needs to know the host is back (lpse_status.power).
+        try:
+            started = btime + int(read_text(self.root / "proc/1/stat").rsplit(")", 1)[1].split()[19]) / os.sysconf(
+                "SC_CLK_TCK"
+            )
+        except (OSError, IndexError, ValueError):
+            started = btime  # /proc/1 not readable here (hidepid): the kernel's boot
+        yield GaugeMetricFamily("lpse_boot_time_timestamp_seconds", "When the host (its init) started", value=started)
 
 
 @dataclass(frozen=True)
