@@ -775,7 +775,9 @@ def remove_cgroups(host: LabHost) -> None:
 
 
 def start_host(cfg: LabConfig, host: LabHost) -> None:
-    if host_running(host) and port_open(host.address, 22):
+    # A running host is left alone, even when its sshd is slow to answer (a busy machine): `up`
+    # waits for it. Only one whose nspawn is gone is cleared and started again.
+    if host_running(host):
         return
     stop_host(host)  # leftovers of a killed run: half-started nspawn, mount, netns
     ensure_netns(cfg, host)
@@ -950,7 +952,13 @@ def box(cfg: LabConfig, state: Path, vault_password: Path, argv: list[str]) -> i
         listen = f"TCP-LISTEN:{BOX_PIP_PROXY_PORT},bind=127.0.0.1,fork,reuseaddr"
         inside = " && ".join(
             [f"mkdir -p {d} && mount -t tmpfs lpse-lab-box {d}" for d in BOX_PRIVATE_RUN]
-            + ["ip link set lo up", f"{{ socat {listen} UNIX-CONNECT:{pip / 'pip.sock'} & }}"]
+            + [
+                # The box starts with a copy of this machine's mounts, the first lab's among them
+                # (host roots, disks, plugged drives): its copy would keep their loop devices busy.
+                f"{{ findmnt -rn -o TARGET | grep '^{STATE_DIR}/' | sort -r | xargs -r -n1 umount -l || true; }}",
+                "ip link set lo up",
+                f"{{ socat {listen} UNIX-CONNECT:{pip / 'pip.sock'} & }}",
+            ]
         )
         env = os.environ | {
             "LPSE_LAB_DIR": str(state),

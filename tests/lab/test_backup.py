@@ -306,6 +306,7 @@ def test_a_full_drive_is_refused_and_what_it_holds_stays(spse: testinfra.host.Ho
         lab.plug(spse_host, lab.drive_image("lpse-backup-1"), DRIVE_NAME)
 
 
+@pytest.mark.lab_backup_faults
 def test_dead_s3_endpoint_fails_clearly_and_the_wal_archive_catches_up(
     spse: testinfra.host.Host, drive: Path, lab_config: lab.LabConfig
 ) -> None:
@@ -434,6 +435,7 @@ def fresh_data(spse: testinfra.host.Host) -> None:
     spse.check_output("head -c 2M /dev/urandom > /var/lib/spse/documents/lab-pull.bin")
 
 
+@pytest.mark.lab_backup_faults
 def test_drive_pulled_under_a_copy_counts_nothing_and_keeps_its_earlier_copy(
     spse: testinfra.host.Host, spse_host: lab.LabHost, drive: Path
 ) -> None:
