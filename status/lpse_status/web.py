@@ -519,7 +519,8 @@ def make_handler(s: Settings) -> type[BaseHTTPRequestHandler]:
             if not login:
                 self._send(401, "the operations login is required\n", "text/plain")
                 return
-            if origin and origin != self.headers.get("Host", ""):
+            # nginx passes the host the browser asked for (its own request to here names 127.0.0.1).
+            if origin and origin != (self.headers.get("X-Forwarded-Host") or self.headers.get("Host", "")):
                 log.warning("ops form: refused a post from %s (origin %s)", login, origin)
                 self._send(403, "a form from another site is refused\n", "text/plain")
                 return
