@@ -138,8 +138,9 @@ def test_a_power_cut_warns_then_shuts_down_cleanly_and_loses_no_committed_row(
     before = len(events(spse))
     t0 = time.time()
     lab.set_ups(spse_host, "on-battery")
-    mail = mail_about("UpsOnBattery", t0, timeout=60)
-    assert mail is not None, "no on-battery mail within 60 s of mains lost"
+    # A ceiling with both labs busy on 2 cores, not a latency figure (benchmarks/alert_latency.py).
+    mail = mail_about("UpsOnBattery", t0, timeout=120)
+    assert mail is not None, "no on-battery mail within 120 s of mains lost"
     assert mail.recipients == ("ops@lab.lpse",) and "WARNING" in mail.subject
     assert any(e["event"] == "ONBATT" for e in events(spse)[before:])
 
