@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -313,12 +314,9 @@ def read_pid(path: Path) -> int | None:
     return pid if pid_alive(pid) else None
 
 
-def start_service(base: Path, cmd: list[str], address: str, port: int) -> None:
-    """Start a lab service in the background (pid in base/pid, output in base/out.log),
-    unless it already runs; wait until it listens on address:port."""
-    if read_pid(base / "pid") and port_open(address, port):
-        return
-    stop_service(base)
+def _spawn(base: Path, cmd: list[str], ready: Callable[[], bool], where: str, seconds: float) -> None:
+    """Run `cmd` in the background (pid in base/pid, output in base/out.log) and wait until
+    `ready()`; a service that exits or is not ready in time is an error naming its log."""
     proc = subprocess.Popen(
         cmd,
         stdin=subprocess.DEVNULL,
@@ -327,8 +325,20 @@ def start_service(base: Path, cmd: list[str], address: str, port: int) -> None:
         start_new_session=True,
     )
     (base / "pid").write_text(f"{proc.pid}\n")
-    if not wait_port(address, port, 15):
-        raise LabError(f"{Path(cmd[0]).name} did not start on {address}:{port}: see {base / 'out.log'}")
+    deadline = time.monotonic() + seconds
+    while not ready():
+        if time.monotonic() > deadline or proc.poll() is not None:
+            raise LabError(f"{Path(cmd[0]).name} did not start on {where}: see {base / 'out.log'}")
+        time.sleep(0.2)
+
+
+def start_service(base: Path, cmd: list[str], address: str, port: int) -> None:
+    """Start a lab service in the background unless it already runs; wait until it listens on
+    address:port."""
+    if read_pid(base / "pid") and port_open(address, port):
+        return
+    stop_service(base)
+    _spawn(base, cmd, lambda: port_open(address, port), f"{address}:{port}", 15)
 
 
 def stop_service(base: Path) -> None:
@@ -912,20 +922,11 @@ BOX_PIP_PROXY_PORT = 3128
 
 
 def _start_socket_service(base: Path, cmd: list[str], sock: Path) -> None:
-    """A lab service on this machine that listens on the Unix socket `sock` (pid in base/pid)."""
+    """A lab service on this machine that listens on the Unix socket `sock` (started afresh)."""
     base.mkdir(parents=True, exist_ok=True)
     stop_service(base)
     sock.unlink(missing_ok=True)
-    proc = subprocess.Popen(
-        cmd, stdin=subprocess.DEVNULL, stdout=(base / "out.log").open("ab"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    (base / "pid").write_text(f"{proc.pid}\n")
-    deadline = time.monotonic() + 10
-    while not sock.exists():
-        if time.monotonic() > deadline or proc.poll() is not None:
-            raise LabError(f"{Path(cmd[0]).name} did not start on {sock}: see {base / 'out.log'}")
-        time.sleep(0.1)
+    _spawn(base, cmd, sock.exists, str(sock), 10)
 
 
 def box(cfg: LabConfig, state: Path, vault_password: Path, argv: list[str]) -> int:
