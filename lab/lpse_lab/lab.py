@@ -478,9 +478,22 @@ def is_mounted(path: Path) -> bool:
 
 
 def nspawn_pids(host: LabHost) -> list[int]:
-    """nspawn processes for this host, found by command line (survives a lost pid file)."""
-    res = run(["pgrep", "-f", f"systemd-nspawn .*--machine={host.netns} "], check=False)
-    return [int(p) for p in res.stdout.split()]
+    """nspawn processes for this host, found by command line (survives a lost pid file). By its
+    root folder, which is under this lab's state folder: a second lab (`lpse-lab box`) has hosts
+    of the same machine names, and from here its processes are visible too (finding them by
+    name, a power cut of this lab's SPSE host also shut down the second lab's)."""
+    want = f"--directory={host.root}".encode()
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:  # gone meanwhile
+            continue
+        if argv[0].endswith(b"systemd-nspawn") and want in argv:
+            pids.append(int(proc.name))
+    return pids
 
 
 def host_running(host: LabHost) -> bool:
