@@ -17,6 +17,7 @@ ROLE = REPO / "roles" / "prometheus"
 RULES = ROLE / "templates/etc/prometheus/rules/lpse-alerts.yml.j2"
 TESTS = REPO / "tests" / "promtool" / "lpse-alerts.test.yml"
 ANNOTATION_TESTS = REPO / "tests" / "promtool" / "lpse-alerts-annotations.test.yml"
+HOURS_TESTS = REPO / "tests" / "promtool" / "lpse-alerts-hours.test.yml"
 DAYS_TESTS = REPO / "tests" / "promtool" / "lpse-alerts-days.test.yml"
 
 
@@ -67,7 +68,7 @@ def test_every_alert_is_unit_tested(tmp_path: Path) -> None:
     alerts = {r["alert"] for g in groups for r in g["rules"] if "alert" in r}
     tested = {
         t["alertname"]
-        for f in (TESTS, DAYS_TESTS)
+        for f in (TESTS, HOURS_TESTS, DAYS_TESTS)
         for case in yaml.safe_load(f.read_text())["tests"]
         for t in case["alert_rule_test"]
     }
@@ -80,7 +81,7 @@ def test_promtool_rule_tests_pass(tmp_path: Path) -> None:
         for rule in group["rules"]:
             rule.pop("annotations", None)
     (tmp_path / "lpse-alerts-no-annotations.yml").write_text(yaml.safe_dump(rules))
-    files = (TESTS, ANNOTATION_TESTS, DAYS_TESTS)
+    files = (TESTS, ANNOTATION_TESTS, HOURS_TESTS, DAYS_TESTS)
     for tests in files:
         shutil.copy(tests, tmp_path / tests.name)
     res = subprocess.run(
