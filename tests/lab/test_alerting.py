@@ -14,6 +14,7 @@ import uuid
 import pytest
 from conftest import monitoring_api, run_playbook
 from lpse_lab import faults, lab, oncall
+from test_prometheus import recorded_expression, wait_for
 from test_spse_host import https_get
 
 pytestmark = pytest.mark.lab
@@ -189,6 +190,9 @@ def test_maintenance_window_shows_the_page_and_silences_spse_until_its_end(
         assert active[0]["matchers"] == [{"name": "instance", "value": "^(spse)$", "isRegex": True, "isEqual": True}]
         again = run_playbook("maintenance.yml", *args)
         assert again.rc == 0 and again.recap()["monitor"]["changed"] == 0, again.output[-3000:]
+        # The national contract sees the window: its rule's expression, on what Prometheus scraped.
+        maintenance = recorded_expression(address["monitor"], "lpse_national:maintenance_active")
+        wait_for(address["monitor"], maintenance, 1, 60)
 
         name, t0 = unique("LabDuringMaintenance"), time.time()
         post_alerts(address["monitor"], [alert(name, "critical", "spse"), alert(name, "critical", "offroom")])
@@ -206,6 +210,7 @@ def test_maintenance_window_shows_the_page_and_silences_spse_until_its_end(
     assert not [s for s in silences(address["monitor"]) if s["status"]["state"] == "active"], (
         "silence outlived maintenance"
     )
+    wait_for(address["monitor"], maintenance, 0, 60)
     # The SPSE alert, still firing, now reaches the rota.
     assert mail_about(f"{name} spse", t1, timeout=WAIT) is not None
     post_alerts(address["monitor"], [alert(name, "critical", h, ended=True) for h in ("spse", "offroom")])

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import socket
 import ssl
+import subprocess
 import time
 import urllib.parse
 import urllib.request
 
 import pytest
 import testinfra
-from conftest import LAB_CA, monitoring_api
+from conftest import LAB_CA, REPO, monitoring_api
 from lpse_lab.cli import lab_secrets
 from test_exporter import one, scrape_inside, spse_documents
 from test_spse_host import https_get_bytes
@@ -171,3 +173,38 @@ def test_spse_down_alert_fires_and_clears(spse: testinfra.host.Host, address: di
     while alerts(address["monitor"]).get("SpseDown") and time.monotonic() < deadline:
         time.sleep(1)
     assert not alerts(address["monitor"]).get("SpseDown")
+
+
+def recorded_expression(address: str, record: str) -> str:
+    """The PromQL a recording rule of the site's Prometheus evaluates, as Prometheus loaded it."""
+    rules = [r for g in api(address, "rules")["groups"] for r in g["rules"] if r.get("name") == record]
+    assert len(rules) == 1, (record, rules)
+    return str(rules[0]["query"])
+
+
+def wait_for(address: str, query: str, want: float, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while True:
+        got = api(address, "query", query=query)["result"]
+        if got and float(got[0]["value"][1]) == want:
+            return
+        assert time.monotonic() < deadline, f"{query} is not {want} after {seconds:.0f} s: {got}"
+        time.sleep(2)
+
+
+def test_the_national_contract_is_computed_at_the_site(monitor: testinfra.host.Host, address: dict[str, str]) -> None:
+    """The contract's series are recorded (docs/national-telemetry.md), and its info names the
+    lpse-ops release of this checkout and the fingerprint of the alert rules the site runs."""
+    wait_for(address["monitor"], "lpse_national:spse_up", 1, 90)
+    info = api(address["monitor"], "query", query="lpse_national:contract_info")["result"]
+    assert len(info) == 1, info
+    labels = info[0]["metric"]
+    version = subprocess.run(
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty", "--abbrev=12"], capture_output=True, text=True
+    ).stdout.strip()
+    rules = monitor.file("/etc/prometheus/rules/lpse-alerts.yml").content
+    assert labels["contract_version"] == "1"
+    assert labels["lpse_ops_version"] == version
+    assert labels["config_fingerprint"] == hashlib.sha256(rules).hexdigest()[:16]
+    for series in ("disk_free:ratio", "memory_available:ratio", "critical_alerts_firing", "maintenance_active"):
+        assert api(address["monitor"], "query", query=f"lpse_national:{series}")["result"], series

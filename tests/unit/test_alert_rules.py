@@ -15,19 +15,21 @@ from lpse_runbooks.site import Site
 REPO = Path(__file__).resolve().parents[2]
 ROLE = REPO / "roles" / "prometheus"
 RULES = ROLE / "templates/etc/prometheus/rules/lpse-alerts.yml.j2"
+NATIONAL = ROLE / "templates/etc/prometheus/rules/lpse-national.yml.j2"
 TESTS = REPO / "tests" / "promtool" / "lpse-alerts.test.yml"
 ANNOTATION_TESTS = REPO / "tests" / "promtool" / "lpse-alerts-annotations.test.yml"
 HOURS_TESTS = REPO / "tests" / "promtool" / "lpse-alerts-hours.test.yml"
 DAYS_TESTS = REPO / "tests" / "promtool" / "lpse-alerts-days.test.yml"
+NATIONAL_TESTS = REPO / "tests" / "promtool" / "lpse-national.test.yml"
 
 
-def render(tmp_path: Path, site_vars: Mapping[str, object] | None = None) -> Path:
+def render(tmp_path: Path, site_vars: Mapping[str, object] | None = None, rules: Path = RULES) -> Path:
     """The rules as the role writes them: the site's variables over the role's defaults."""
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(RULES.parent), undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(rules.parent), undefined=jinja2.StrictUndefined)
     env.filters["comment"] = lambda text: "\n".join(f"# {line}" for line in str(text).splitlines())
     variables = yaml.safe_load((ROLE / "defaults/main.yml").read_text()) | (site_vars or {})
-    out = tmp_path / "lpse-alerts.yml"
-    out.write_text(env.get_template(RULES.name).render(**variables, ansible_managed="rendered by the test"))
+    out = tmp_path / rules.name.removesuffix(".j2")
+    out.write_text(env.get_template(rules.name).render(**variables, ansible_managed="rendered by the test"))
     return out
 
 
@@ -89,6 +91,39 @@ def test_promtool_rule_tests_pass(tmp_path: Path) -> None:
     )
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.count("SUCCESS") == len(files)
+
+
+def test_the_national_contract_is_computed_as_documented(tmp_path: Path) -> None:
+    """The contract's recording rules (promtool-tested), and every series of it is documented for
+    LKPP in both languages."""
+    rules = yaml.safe_load(render(tmp_path).read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp_path / "lpse-alerts-no-annotations.yml").write_text(yaml.safe_dump(rules))
+    contract = {
+        "__prometheus_national_contract_version": yaml.safe_load((ROLE / "vars/main.yml").read_text())[
+            "__prometheus_national_contract_version"
+        ],
+        "prometheus_lpse_ops_version": "test",
+        "__prometheus_config_fingerprint": "0123456789abcdef",
+    }
+    national = render(tmp_path, contract, NATIONAL)
+    check = subprocess.run(["promtool", "check", "rules", str(national)], capture_output=True, text=True)
+    assert check.returncode == 0, check.stdout + check.stderr
+    shutil.copy(NATIONAL_TESTS, tmp_path / NATIONAL_TESTS.name)
+    res = subprocess.run(
+        ["promtool", "test", "rules", NATIONAL_TESTS.name], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert res.returncode == 0, res.stdout + res.stderr
+    series = {r["record"] for g in yaml.safe_load(national.read_text())["groups"] for r in g["rules"]}
+    cases = yaml.safe_load(NATIONAL_TESTS.read_text())["tests"]
+    tested = {t["expr"] for case in cases for t in case["promql_expr_test"]}
+    helpers = {"lpse_national:spse_up_outside_maintenance", "lpse_national:outside_maintenance"}
+    assert {s for s in series - helpers if not any(s in expr for expr in tested)} == set()
+    doc = (REPO / "docs/national-telemetry.md").read_text()
+    for name in series - helpers:
+        assert doc.count(f"`{name}`") >= 2, f"{name} is not in both languages of docs/national-telemetry.md"
 
 
 def test_every_alert_has_a_runbook_section(tmp_path: Path) -> None:
