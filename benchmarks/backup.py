@@ -323,7 +323,8 @@ def main() -> int:
             )
             record["pairs"].append(
                 {"dataset": key[0], "target": key[1], "full_s": c.seconds, "copy_s": c.copy_s}
-                | {"verify_s": c.verify_s, "copy_mb_s": mbps, "incremental_s": i.seconds if i else None}
+                | {"verify_s": c.verify_s, "copy_mb_s": mbps if c.copy_s else None}  # JSON has no Infinity
+                | {"incremental_s": i.seconds if i else None}
             )
 
     record["baselines"], base = [], {}
