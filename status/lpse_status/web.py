@@ -337,45 +337,61 @@ def _cell(value: float | None, fmt: str) -> str:
     return "-" if value is None else fmt.format(value)
 
 
+# What /ops shows of each UPS besides its status flags.
+UPS_FIGURES = (
+    "lpse_ups_battery_charge_ratio",
+    "lpse_ups_battery_runtime_seconds",
+    "lpse_ups_load_ratio",
+    "lpse_ups_input_voltage_volts",
+    "lpse_ups_self_test_requested_timestamp_seconds",
+    "lpse_ups_self_test_passed",
+)
+
+
 def room_section(prom: Prometheus, tz: dt.tzinfo, at: float) -> str:
     """Power and temperature now (R4), each row flagged with the alerts that fire for it: the page
     judges with the alert rules' own thresholds."""
     firing = _firing(prom, at)
 
-    def one(expr: str, labels: dict[str, str]) -> float | None:
-        sel = ",".join(f'{k}="{v}"' for k, v in labels.items())
-        found = prom.query(f"{expr}{{{sel}}}", at)
-        return found[0].points[0][1] if found else None
+    def by(expr: str, keys: tuple[str, ...]) -> dict[tuple[str, ...], float]:
+        """Every series of `expr` at `at`, by the values of `keys` (one query per figure, not
+        one per figure and row)."""
+        return {tuple(r.labels.get(k, "") for k in keys): r.points[0][1] for r in prom.query(expr, at)}
 
+    ups_keys = ("instance", "ups")
+    ups = {name: by(name, ups_keys) for name in UPS_FIGURES}
+    flags: dict[tuple[str, ...], list[str]] = {}
+    for r in prom.query("lpse_ups_status == 1", at):
+        flags.setdefault(tuple(r.labels.get(k, "") for k in ups_keys), []).append(r.labels.get("flag", ""))
     ups_rows = []
-    for u in prom.query("lpse_ups_up", at):
-        key = {"instance": u.labels.get("instance", ""), "ups": u.labels.get("ups", "")}
-        sel = f'instance="{key["instance"]}",ups="{key["ups"]}"'
-        flags = sorted(s.labels.get("flag", "") for s in prom.query(f"lpse_ups_status{{{sel}}} == 1", at))
-        asked = one("lpse_ups_self_test_requested_timestamp_seconds", key)
-        passed = one("lpse_ups_self_test_passed", key)
-        alerts = firing.get((key["instance"], key["ups"]), [])
+    for key, up in sorted(by("lpse_ups_up", ups_keys).items()):
+        inst, name = key
+        asked = ups["lpse_ups_self_test_requested_timestamp_seconds"].get(key)
+        passed = ups["lpse_ups_self_test_passed"].get(key)
+        alerts = firing.get((inst, name), [])
         ups_rows.append(
-            f'<tr class="{"flag" if alerts else ""}"><td>{escape(key["ups"])} ({escape(key["instance"])})</td>'
-            f"<td>{'tidak terbaca / unreachable' if u.points[0][1] != 1 else escape(' '.join(flags))}</td>"
-            f"<td>{_cell(one('lpse_ups_battery_charge_ratio', key), '{:.0%}')}</td>"
-            f"<td>{_cell(one('lpse_ups_battery_runtime_seconds', key), '{:.0f} s')}</td>"
-            f"<td>{_cell(one('lpse_ups_load_ratio', key), '{:.0%}')}</td>"
-            f"<td>{_cell(one('lpse_ups_input_voltage_volts', key), '{:.0f} V')}</td>"
+            f'<tr class="{"flag" if alerts else ""}"><td>{escape(name)} ({escape(inst)})</td>'
+            f"<td>{'tidak terbaca / unreachable' if up != 1 else escape(' '.join(sorted(flags.get(key, []))))}</td>"
+            f"<td>{_cell(ups['lpse_ups_battery_charge_ratio'].get(key), '{:.0%}')}</td>"
+            f"<td>{_cell(ups['lpse_ups_battery_runtime_seconds'].get(key), '{:.0f} s')}</td>"
+            f"<td>{_cell(ups['lpse_ups_load_ratio'].get(key), '{:.0%}')}</td>"
+            f"<td>{_cell(ups['lpse_ups_input_voltage_volts'].get(key), '{:.0f} V')}</td>"
             f"<td>{'-' if passed is None else ('lulus / passed' if passed == 1 else 'GAGAL / FAILED')}"
             f"{'' if asked is None else ' (' + _when(asked, tz) + ')'}</td>"
             f"<td>{escape(', '.join(alerts))}</td></tr>"
         )
+    temp_keys = ("instance", "chip", "sensor")
+    high = by("lpse_temperature_max_celsius", temp_keys)
+    critical = by("lpse_temperature_critical_celsius", temp_keys)
     temp_rows = []
-    for t in prom.query("lpse_temperature_celsius", at):
-        inst, chip, sensor = (t.labels.get(k, "") for k in ("instance", "chip", "sensor"))
-        key = {"instance": inst, "chip": chip, "sensor": sensor}
+    for key, now in sorted(by("lpse_temperature_celsius", temp_keys).items()):
+        inst, chip, sensor = key
         alerts = firing.get((inst, sensor), [])
         temp_rows.append(
             f'<tr class="{"flag" if alerts else ""}"><td>{escape(inst)}</td><td>{escape(chip)}</td>'
-            f"<td>{escape(sensor)}</td><td>{t.points[0][1]:.1f} °C</td>"
-            f"<td>{_cell(one('lpse_temperature_max_celsius', key), '{:.0f} °C')}</td>"
-            f"<td>{_cell(one('lpse_temperature_critical_celsius', key), '{:.0f} °C')}</td>"
+            f"<td>{escape(sensor)}</td><td>{now:.1f} °C</td>"
+            f"<td>{_cell(high.get(key), '{:.0f} °C')}</td>"
+            f"<td>{_cell(critical.get(key), '{:.0f} °C')}</td>"
             f"<td>{escape(', '.join(alerts))}</td></tr>"
         )
     return (
