@@ -182,15 +182,14 @@ def test_a_burst_of_wrong_passwords_is_slowed_then_banned(
         cmd = ["curl", "-s", "--cacert", str(LAB_CA), "--resolve", f"monitor:{PORT}:{address['monitor']}",
                "-u", f"lkpp:{lkpp_password}", "-o", "/dev/null", "-w", "%{http_code}", url]  # fmt: skip
         assert subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout == "200"
-        t0 = time.monotonic()
         page = subprocess.run(
-            ["curl", "-sf", "--cacert", str(LAB_CA), "--resolve", f"monitor:443:{address['monitor']}",
-             "-o", "/dev/null", "https://monitor/"],
+            ["curl", "-sf", "--max-time", "15", "--cacert", str(LAB_CA),
+             "--resolve", f"monitor:443:{address['monitor']}", "-o", "/dev/null", "https://monitor/"],
             timeout=20,
         )  # fmt: skip
-        # Not refused, not held back by the ban or the rate limit (a banned client waits out curl's
-        # 20 s); 5 s, not less: the no-lab tests share this 2-core machine (2.6 s seen under them).
-        assert page.returncode == 0 and time.monotonic() - t0 < 5
+        # Answered, neither dropped by the ban (a banned client never connects) nor refused by the
+        # rate limit (429 fails curl -f). No time bound: 7.8 s was seen with both labs busy.
+        assert page.returncode == 0, page
     finally:
         monitor.run(f"sudo fail2ban-client set lpse-logins unbanip {lkpp_ip}")
     status, _ = lkpp_request(address["monitor"], query("up"), "lkpp", lkpp_password)
