@@ -33,6 +33,16 @@ def render(tmp_path: Path, site_vars: Mapping[str, object] | None = None, rules:
     return out
 
 
+def write_rules_without_annotations(tmp_path: Path) -> None:
+    """The rendered alert rules as the promtool test files load them: promtool compares
+    annotations exactly, and their wording is tested in lpse-alerts-annotations.test.yml."""
+    rules = yaml.safe_load(render(tmp_path).read_text())
+    for group in rules["groups"]:
+        for rule in group["rules"]:
+            rule.pop("annotations", None)
+    (tmp_path / "lpse-alerts-no-annotations.yml").write_text(yaml.safe_dump(rules))
+
+
 def test_the_status_screen_and_the_rules_read_one_set_of_thresholds(tmp_path: Path) -> None:
     """A threshold set in the monitoring server's inventory reaches both the rule and `fab status`
     (which judges with Site.thresholds; tests/lab/test_runbooks.py sees it flag on the lab)."""
@@ -78,11 +88,7 @@ def test_every_alert_is_unit_tested(tmp_path: Path) -> None:
 
 
 def test_promtool_rule_tests_pass(tmp_path: Path) -> None:
-    rules = yaml.safe_load(render(tmp_path).read_text())
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            rule.pop("annotations", None)
-    (tmp_path / "lpse-alerts-no-annotations.yml").write_text(yaml.safe_dump(rules))
+    write_rules_without_annotations(tmp_path)
     files = (TESTS, ANNOTATION_TESTS, HOURS_TESTS, DAYS_TESTS)
     for tests in files:
         shutil.copy(tests, tmp_path / tests.name)
@@ -96,11 +102,7 @@ def test_promtool_rule_tests_pass(tmp_path: Path) -> None:
 def test_the_national_contract_is_computed_as_documented(tmp_path: Path) -> None:
     """The contract's recording rules (promtool-tested), and every series of it is documented for
     LKPP in both languages."""
-    rules = yaml.safe_load(render(tmp_path).read_text())
-    for group in rules["groups"]:
-        for rule in group["rules"]:
-            rule.pop("annotations", None)
-    (tmp_path / "lpse-alerts-no-annotations.yml").write_text(yaml.safe_dump(rules))
+    write_rules_without_annotations(tmp_path)
     contract = {
         "__prometheus_national_contract_version": yaml.safe_load((ROLE / "vars/main.yml").read_text())[
             "__prometheus_national_contract_version"
