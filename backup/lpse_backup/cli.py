@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
 
             with exclusive(s.state_dir, "run"):
                 results = Nightly(s, full=args.full).run()
+            _refresh_status(s)
             return _summary(results, "copies made")
         if args.command == "drill":
             from lpse_backup.drill import run_drill
@@ -126,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.action == "show":
                 return drive_command(s, "show")
             with exclusive(s.state_dir, f"drive {args.action}"):
-                return drive_command(s, args.action)
+                rc = drive_command(s, args.action)
+            _refresh_status(s)
+            return rc
         if args.command == "prepare-offroom":
             from lpse_backup.offroom import ensure_bucket
 
@@ -147,6 +150,15 @@ def main(argv: list[str] | None = None) -> int:
     except LpseBackupError as e:
         print(f"lpse-backup: {e}", file=sys.stderr)
         return 2
+
+
+def _refresh_status(s: Settings) -> None:
+    """A run or a drive change has just seen the drive: status.prom says so now, not at the
+    status timer's next tick (until then `fab status` would say "no drive" beside a run that
+    has just copied to it). What it cannot read it leaves to the timer, which reports it."""
+    from lpse_backup.status import run_status
+
+    run_status(s, out=lambda _line: None)
 
 
 def _summary(results: list[Result], what: str, skipped_why: str = "target absent") -> int:

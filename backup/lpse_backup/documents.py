@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lpse_backup.errors import BackupError
+from lpse_backup.media import OpenDrive
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,12 @@ class Restic:
     password_file: Path
     env: Mapping[str, str] = field(default_factory=dict)  # S3 keys, CA file
     timeout_s: float = 6 * 3600
+    drive: OpenDrive | None = field(default=None, repr=False, compare=False)  # the repository is under drive.root
+
+    @property
+    def where(self) -> str:
+        """The repository as the operator knows it."""
+        return self.drive.shown(self.repository) if self.drive else self.repository
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("RESTIC_", "AWS_"))}
@@ -45,10 +52,15 @@ class Restic:
     def _restic(self, args: tuple[str, ...]) -> subprocess.CompletedProcess[str]:
         try:
             return subprocess.run(
-                ["restic", "--no-cache", *args], capture_output=True, text=True, env=self._env(), timeout=self.timeout_s
+                ["restic", "--no-cache", *args],
+                capture_output=True,
+                text=True,
+                env=self._env(),
+                timeout=self.timeout_s,
+                pass_fds=(self.drive.fd,) if self.drive else (),
             )
         except subprocess.TimeoutExpired as e:
-            raise BackupError(f"restic {args[0]} on {self.repository} took longer than {self.timeout_s:.0f} s") from e
+            raise BackupError(f"restic {args[0]} on {self.where} took longer than {self.timeout_s:.0f} s") from e
 
     def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         res = self._restic(args)
@@ -66,14 +78,14 @@ class Restic:
         err = stderr.strip()
         if "wrong password" in err:
             return BackupError(
-                f"the restic key does not open {self.repository}: the vault's backup_restic_password is not the "
+                f"the restic key does not open {self.where}: the vault's backup_restic_password is not the "
                 f"key this repository was made with. Nothing was written."
             )
         if "does not exist" in err or "Is there a repository at the following location?" in err:
-            return BackupError(f"no restic repository at {self.repository} yet: `lpse-backup init` makes it")
+            return BackupError(f"no restic repository at {self.where} yet: `lpse-backup init` makes it")
         if "connection refused" in err or "no such host" in err or "i/o timeout" in err:
-            return BackupError(f"cannot reach {self.repository}: {err.splitlines()[-1]} (is the S3 endpoint up?)")
-        return BackupError(f"restic {what} on {self.repository} failed: {err[-800:]}")
+            return BackupError(f"cannot reach {self.where}: {err.splitlines()[-1]} (is the S3 endpoint up?)")
+        return BackupError(f"restic {what} on {self.where} failed: {err[-800:]}")
 
     def exists(self) -> bool:
         res = self.run("cat", "config", check=False)
@@ -114,7 +126,7 @@ class Restic:
             None,
         )
         if summary is None:
-            raise BackupError(f"restic backup to {self.repository} ended without a summary: {res.stdout[-500:]}")
+            raise BackupError(f"restic backup to {self.where} ended without a summary: {res.stdout[-500:]}")
         return Snapshot(
             summary["snapshot_id"],
             summary["files_new"],

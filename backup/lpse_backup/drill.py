@@ -261,7 +261,7 @@ class Drill:
     def documents(self, repo: Restic, sources: Sequence[Path], tag: str = "documents") -> str:
         latest = repo.latest(tag)
         if latest is None:
-            raise BackupError(f"no {tag} snapshot in {repo.repository}")
+            raise BackupError(f"no {tag} snapshot in {repo.where}")
         self.room(tree_bytes(sources), f"the {tag}")
         target = self.scratch / "files"
         shutil.rmtree(target, ignore_errors=True)
@@ -317,6 +317,10 @@ def run_drill(s: Settings, targets: Sequence[str], at: dt.datetime | None, out: 
     def part(fn: Callable[[], str]) -> Callable[[], Outcome]:
         return lambda: Outcome(verified=True, detail=fn())
 
+    def documents(target: str) -> str:
+        with t.documents(target) as repo:
+            return d.documents(repo, s.documents)
+
     for target in targets:
         datasets = ["database"] + (["documents"] if target != "local" else [])
         if target == "portable":
@@ -333,7 +337,7 @@ def run_drill(s: Settings, targets: Sequence[str], at: dt.datetime | None, out: 
         repo = t.repo(target)
         steps.pair("database", target, part(lambda r=repo, p=repo_path: d.database(r, p, at)), "drill")  # type: ignore[misc]
         if "documents" in datasets:
-            steps.pair("documents", target, part(lambda tg=target: d.documents(t.restic(tg), s.documents)), "drill")  # type: ignore[misc]
+            steps.pair("documents", target, part(lambda tg=target: documents(tg)), "drill")  # type: ignore[misc]
     if s.age_identity_file:
         identity = s.age_identity_file
 

@@ -9,12 +9,13 @@ the operator can be told which drive is due to be swapped and where each snapsho
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import fcntl
 import json
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -49,19 +50,17 @@ def mounts(mountinfo: Path = Path("/proc/self/mountinfo")) -> dict[str, Mount]:
 FS_IOC_GETFSLABEL = 0x81009431  # _IOR(0x94, 49, char[256]); ext4, xfs, btrfs
 
 
-def read_label(device: str, mountpoint: str = "") -> str:
-    """The filesystem label of the mounted drive: asked of the filesystem itself (works where the
-    device node is not visible, e.g. in a container), else read from the superblock by blkid."""
-    if mountpoint:
-        fd = os.open(mountpoint, os.O_RDONLY | os.O_DIRECTORY)
+def read_label(device: str, fd: int | None = None) -> str:
+    """The filesystem label of the mounted drive: asked of the filesystem itself through `fd`, a
+    directory of it (works where the device node is not visible, e.g. in a container), else read
+    from the superblock by blkid."""
+    if fd is not None:
         try:
             buf = bytearray(256)
             fcntl.ioctl(fd, FS_IOC_GETFSLABEL, buf)
             return bytes(buf).split(b"\0", 1)[0].decode(errors="replace")
         except OSError:
             pass  # a filesystem without the ioctl (vfat, old kernels): ask blkid
-        finally:
-            os.close(fd)
     res = subprocess.run(["blkid", "-p", "-s", "LABEL", "-o", "value", device], capture_output=True, text=True)
     if res.returncode not in (0, 2):  # 2: no label
         raise MediaError(f"cannot read the label of {device}: {res.stderr.strip() or 'blkid failed'}")
@@ -75,6 +74,41 @@ class Drive:
     device: str
     free_bytes: int
     size_bytes: int
+    dev: int  # st_dev of its root directory when it was checked
+
+    @contextlib.contextmanager
+    def opened(self) -> Iterator[OpenDrive]:
+        """The drive held open for a run of writes (a plain umount fails meanwhile). Refuses, and
+        writes nothing, when the drive at the mount point is no longer the one checked."""
+        fd = os.open(self.mountpoint, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if os.fstat(fd).st_dev != self.dev or read_label(self.device, fd) != self.label:
+                raise MediaError(
+                    f"drive {self.label} is no longer at {self.mountpoint}: it was pulled out or swapped since it "
+                    f"was checked. Nothing was written to it."
+                )
+            yield OpenDrive(self, fd)
+        finally:
+            os.close(fd)
+
+
+@dataclass(frozen=True)
+class OpenDrive:
+    """A checked drive's root directory, held open: paths under `root` reach that directory
+    itself, not whatever the mount point's path leads to. A drive pulled out meanwhile (its
+    mount gone) makes the writes fail; by the path they would land in the bare directory under
+    the mount point, on the server's own disk."""
+
+    drive: Drive
+    fd: int
+
+    @property
+    def root(self) -> Path:
+        return Path(f"/proc/self/fd/{self.fd}")
+
+    def shown(self, path: Path | str) -> str:
+        """A path under `root` as the operator knows it (under the mount point)."""
+        return str(path).replace(str(self.root), str(self.drive.mountpoint), 1)
 
 
 def check_drive(
@@ -86,27 +120,38 @@ def check_drive(
     """The drive mounted at `mountpoint`, if it is one of the rota with room for `need_bytes`."""
     mp = str(mountpoint)
     seen = mounts(mountinfo)
+    no_drive = MediaError(
+        f"no drive at {mp}: it is a plain directory on the server's own disk, and backups are never "
+        f"written there. Plug in the next drive of the rota ({', '.join(rota)}) and mount it at {mp}."
+    )
     if mp not in seen:
-        raise MediaError(
-            f"no drive at {mp}: it is a plain directory on the server's own disk, and backups are never "
-            f"written there. Plug in the next drive of the rota ({', '.join(rota)}) and mount it at {mp}."
-        )
+        raise no_drive
     mount = seen[mp]
-    label = read_label(mount.source, mp)
+    try:
+        fd = os.open(mp, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        raise MediaError(f"cannot open the drive at {mp}: {e.strerror}. Unplug it and plug it in again.") from e
+    try:
+        dev = os.fstat(fd).st_dev
+        if dev == os.stat(mountpoint.parent).st_dev:
+            raise no_drive  # unmounted between the look at the mounts and the open
+        label = read_label(mount.source, fd)
+        st = os.statvfs(fd)
+    finally:
+        os.close(fd)
     if label not in rota:
         raise MediaError(
             f"the drive at {mp} ({mount.source}) is labelled {label or '(no label)'!r}, not one of the rota "
             f"({', '.join(rota)}): refusing to write to it. Plug in a rota drive, or prepare this one "
             f"with `lpse-backup prepare-drive`."
         )
-    st = os.statvfs(mp)
     free, size = st.f_bavail * st.f_frsize, st.f_blocks * st.f_frsize
     if free < need_bytes:
         raise MediaError(
             f"drive {label} at {mp} has {free / 2**30:.2f} GiB free, this run needs {need_bytes / 2**30:.2f} GiB: "
             f"swap in the next drive of the rota, or lower the drive retention."
         )
-    return Drive(label, mountpoint, mount.source, free, size)
+    return Drive(label, mountpoint, mount.source, free, size, dev)
 
 
 # --- the ledger -------------------------------------------------------------------------

@@ -158,14 +158,14 @@ class Nightly:
             self.t.bucket()
         else:
             self.drive_known(self.t.drive().label)
-        repo = self.t.restic(target)
-        repo.init()
-        if target == "portable":
-            self.room_for(repo, tag, paths)
-        snap = repo.backup(list(paths), tags=[tag], excludes=excludes, when=self.now, compression=compression)
-        repo.forget(*(self.s.keep_s3 if target == "s3" else self.s.keep_portable))
-        v0 = time.monotonic()
-        _checked(lambda: repo.check(self.s.check_subset))
+        with self.t.documents(target) as repo:
+            repo.init()
+            if target == "portable":
+                self.room_for(repo, tag, paths)
+            snap = repo.backup(list(paths), tags=[tag], excludes=excludes, when=self.now, compression=compression)
+            repo.forget(*(self.s.keep_s3 if target == "s3" else self.s.keep_portable))
+            v0 = time.monotonic()
+            _checked(lambda: repo.check(self.s.check_subset))
         return Outcome(snap.bytes_added, True, time.monotonic() - v0, detail=f"snapshot {snap.id[:8]}")
 
     def room_for(self, repo: Restic, tag: str, paths: tuple[Path, ...]) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from lpse_backup.clock import stamp
 from lpse_backup.dump import fsync_path
 from lpse_backup.errors import BackupError, MediaError
-from lpse_backup.media import Drive
+from lpse_backup.media import Drive, OpenDrive
 
 COPIES = "pgbackrest-generations"
 LATEST = "pgbackrest"
@@ -140,6 +140,14 @@ def copy_repository(
     """Add a copy of the local repository `src` to the drive as of `night` (a stamp), verify it, make it
     the newest, then apply the drive's retention. Refuses, leaving the drive as it was, when `src`
     holds no backup or is older than the drive's newest copy, or when the drive lacks the room."""
+    with drive.opened() as d:
+        return _add_copy(src, d, stanza, night, generations, verify)
+
+
+def _add_copy(
+    src: Path, d: OpenDrive, stanza: str, night: str, generations: int, verify: Callable[[Path], None]
+) -> CopyResult:
+    drive = d.drive
     labels = backup_labels(src, stanza)
     if not labels:
         raise BackupError(
@@ -147,7 +155,7 @@ def copy_repository(
             f"{drive.label}, whose copies stay as they are. Run `lpse-backup run` again once the database "
             f"backup to the local repository succeeds."
         )
-    found = copies(drive.mountpoint)
+    found = copies(d.root)
     prev = found[-1] if found else None
     prev_labels = backup_labels(prev, stanza) if prev else []
     if prev_labels and prev_labels[-1] > labels[-1]:
@@ -166,14 +174,14 @@ def copy_repository(
 
     to_copy = [rel for rel in want if not linkable(rel)]
     need = sum(want[rel].st_size for rel in to_copy)
-    free = shutil.disk_usage(drive.mountpoint).free
+    free = shutil.disk_usage(d.root).free
     if need > free:
         raise MediaError(
             f"drive {drive.label} has {free / 2**30:.2f} GiB free, tonight's database copy needs "
             f"{need / 2**30:.2f} GiB: swap in the next drive of the rota, or keep fewer generations on the drives "
             f"(backup_portable_generations). The drive's earlier copies are untouched."
         )
-    root = drive.mountpoint / COPIES
+    root = d.root / COPIES
     root.mkdir(exist_ok=True)
     for leftover in root.glob("*" + PARTIAL):  # from a copy that was killed or pulled out
         shutil.rmtree(leftover)
@@ -193,7 +201,7 @@ def copy_repository(
         copied += _copy(src / rel, dst, want[rel])
     _sync_tree(work)
     try:
-        verify(work)
+        verify(Path(d.shown(work)))  # read only: by the mount point's path, so pgBackRest needs no descriptor
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
@@ -201,26 +209,32 @@ def copy_repository(
     if final.exists():  # the same night copied again: the new copy replaces it
         shutil.rmtree(final)
     work.rename(final)
-    _point_latest(drive.mountpoint, final)
+    _point_latest(d.root, final)
     removed = 0
-    found = copies(drive.mountpoint)
+    found = copies(d.root)
     kept = keep(found, stanza, generations)
     for c in found:
         if c not in kept:
             shutil.rmtree(c)
             removed += 1
-    fsync_path(drive.mountpoint)
-    return CopyResult(final, labels[-1], len(to_copy), copied, linked, removed)
+    fsync_path(d.root)
+    return CopyResult(Path(d.shown(final)), labels[-1], len(to_copy), copied, linked, removed)
 
 
 def copy_file(src: Path, drive: Drive, folder: str, keep_newest: int, read_back: Callable[[Path], None]) -> int:
     """Copy one file (a dump) to `<drive>/<folder>/`, under a temporary name until it has been read
     back whole; then keep the drive's newest `keep_newest` files of the folder (by name), whatever
     the server still has."""
-    dst_dir = drive.mountpoint / folder
+    with drive.opened() as d:
+        return _add_file(src, d, folder, keep_newest, read_back)
+
+
+def _add_file(src: Path, d: OpenDrive, folder: str, keep_newest: int, read_back: Callable[[Path], None]) -> int:
+    drive = d.drive
+    dst_dir = d.root / folder
     dst_dir.mkdir(exist_ok=True)
     size = src.stat().st_size
-    free = shutil.disk_usage(drive.mountpoint).free
+    free = shutil.disk_usage(d.root).free
     if size > free:
         raise MediaError(
             f"drive {drive.label} has {free / 2**30:.2f} GiB free, {src.name} needs {size / 2**30:.2f} GiB: "

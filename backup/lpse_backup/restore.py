@@ -41,7 +41,7 @@ def snapshot_at(repo: Restic, tag: str, at: dt.datetime | None) -> dict:
     """The snapshot to restore: the newest of `tag`, or the newest taken at or before `at`."""
     snap = repo.latest(tag, at)
     if snap is None:
-        raise BackupError(f"no {tag} snapshot{f' at or before {at}' if at else ''} in {repo.repository}")
+        raise BackupError(f"no {tag} snapshot{f' at or before {at}' if at else ''} in {repo.where}")
     return snap
 
 
@@ -62,58 +62,64 @@ def restore_server(
             raise BackupError("not confirmed: nothing was changed")
     repo_path = t.drive().mountpoint / LATEST if source == "portable" else None
     repo = t.repo(source)
-    files = t.restic(source)
-    documents = snapshot_at(files, "documents", at)  # before anything is stopped: fail early
+    with t.documents(source) as files:  # the drive held open for the whole restore
+        documents = snapshot_at(files, "documents", at)  # before anything is stopped: fail early
 
-    def database() -> Outcome:
-        _systemctl("stop", s.pg_service)
-        if s.pg_data.exists() and any(s.pg_data.iterdir()):
-            aside = s.pg_data.with_name(f"{s.pg_data.name}.before-restore-{dt.datetime.now():%Y%m%dT%H%M%S}")
-            s.pg_data.rename(aside)
-            out(f"the data directory that was here is kept at {aside}")
-        s.pg_data.mkdir(mode=0o700, exist_ok=True)
-        shutil.chown(s.pg_data, "postgres", "postgres")
-        t.br.restore(repo, s.pg_data, target_time=at.isoformat(sep=" ") if at else None, repo_path=repo_path)
-        _systemctl("start", s.pg_service)
-        deadline = time.monotonic() + 6 * 3600
-        while psql("SELECT pg_is_in_recovery()", "postgres") != "f":
-            if time.monotonic() > deadline:
-                raise BackupError("the restored database is still recovering after 6 h: see the PostgreSQL log")
-            time.sleep(0.5)
-        return Outcome(detail=f"{s.pg_service} is running on it")
+        def database() -> Outcome:
+            _systemctl("stop", s.pg_service)
+            if s.pg_data.exists() and any(s.pg_data.iterdir()):
+                aside = s.pg_data.with_name(f"{s.pg_data.name}.before-restore-{dt.datetime.now():%Y%m%dT%H%M%S}")
+                try:
+                    s.pg_data.rename(aside)
+                except OSError as e:
+                    raise BackupError(
+                        f"could not move {s.pg_data} aside to {aside} ({e.strerror}): is it a mount point of its own? "
+                        f"Move what is in it aside by hand (nothing here deletes it), then run the restore again"
+                    ) from e
+                out(f"the data directory that was here is kept at {aside}")
+            s.pg_data.mkdir(mode=0o700, exist_ok=True)
+            shutil.chown(s.pg_data, "postgres", "postgres")
+            t.br.restore(repo, s.pg_data, target_time=at.isoformat(sep=" ") if at else None, repo_path=repo_path)
+            _systemctl("start", s.pg_service)
+            deadline = time.monotonic() + 6 * 3600
+            while psql("SELECT pg_is_in_recovery()", "postgres") != "f":
+                if time.monotonic() > deadline:
+                    raise BackupError("the restored database is still recovering after 6 h: see the PostgreSQL log")
+                time.sleep(0.5)
+            return Outcome(detail=f"{s.pg_service} is running on it")
 
-    def docs() -> Outcome:
-        files.restore(documents["id"], Path("/"))  # absolute paths: back where they were
-        return Outcome(detail=f"snapshot {documents['short_id']}, over {', '.join(map(str, s.documents))}")
+        def docs() -> Outcome:
+            files.restore(documents["id"], Path("/"))  # absolute paths: back where they were
+            return Outcome(detail=f"snapshot {documents['short_id']}, over {', '.join(map(str, s.documents))}")
 
-    def system() -> Outcome:
-        try:
-            snap = snapshot_at(files, "system", at)
-        except BackupError as e:
-            return Outcome(skipped=True, detail=str(e))
-        side = s.state_dir / "restored-system" / snap["short_id"]
-        files.restore(snap["id"], side)
-        return Outcome(
-            detail=f"/etc and the SPSE configuration of the backup are in {side} (this host's own are untouched)"
-        )
+        def system() -> Outcome:
+            try:
+                snap = snapshot_at(files, "system", at)
+            except BackupError as e:
+                return Outcome(skipped=True, detail=str(e))
+            side = s.state_dir / "restored-system" / snap["short_id"]
+            files.restore(snap["id"], side)
+            return Outcome(
+                detail=f"/etc and the SPSE configuration of the backup are in {side} (this host's own are untouched)"
+            )
 
-    steps = Steps(out)
-    db = steps.pair("database", source, database, "restore")
-    steps.pair("documents", source, docs, "restore")
-    if s.system:
-        steps.pair("system", source, system, "restore")
-    if not db.success:
+        steps = Steps(out)
+        db = steps.pair("database", source, database, "restore")
+        steps.pair("documents", source, docs, "restore")
+        if s.system:
+            steps.pair("system", source, system, "restore")
+        if not db.success:
+            out(
+                f"The database was NOT restored: {s.pg_service} may be stopped. Fix what the line above says and run "
+                "the same `lpse-backup restore` again (the data directory that was here is kept aside, never deleted)."
+            )
+            return steps.results
+        # The next nightly run takes full backups (a new timeline) into every repository.
+        (s.state_dir / RESTORED).write_text(f"restored from {source}{f' as of {at}' if at else ''}\n")
         out(
-            f"The database was NOT restored: {s.pg_service} may be stopped. Fix what the line above says and run "
-            "the same `lpse-backup restore` again (the data directory that was here is kept aside, never deleted)."
+            "WAL archiving is OFF on the restored database, so no backup of it is taken yet (the "
+            "WalArchivingOff alert says so until it is on). Once this server is the SPSE server, run "
+            "`ansible-playbook -i inventories/<site> playbooks/site.yml --limit <this host>`: it turns archiving on, "
+            "and the next `lpse-backup run` takes full backups into every repository."
         )
         return steps.results
-    # The next nightly run takes full backups (a new timeline) into every repository.
-    (s.state_dir / RESTORED).write_text(f"restored from {source}{f' as of {at}' if at else ''}\n")
-    out(
-        "WAL archiving is OFF on the restored database, so no backup of it is taken yet (the "
-        "WalArchivingOff alert says so until it is on). Once this server is the SPSE server, run "
-        "`ansible-playbook -i inventories/<site> playbooks/site.yml --limit <this host>`: it turns archiving on, "
-        "and the next `lpse-backup run` takes full backups into every repository."
-    )
-    return steps.results

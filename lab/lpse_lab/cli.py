@@ -57,8 +57,21 @@ def _new_secrets() -> dict[str, str]:
         "vault_backup_restic_password": secrets.token_urlsafe(36),
         # upsmon's login to the SPSE server's upsd (the monitoring server is on the same UPS).
         "vault_ups_monitor_password": secrets.token_urlsafe(24),
+        # The national store (the lkpp host): the lab site's login there (the site keeps the
+        # password, LKPP the hash), a second site's and an LKPP reader's, and LKPP's own keys.
+        **_login("vault_lkpp_telemetry_password"),
+        **_login("vault_national_other_site_password"),
+        **_login("vault_national_reader_password"),
+        "vault_national_internal_key": secrets.token_urlsafe(30),
+        "vault_national_admin_key": secrets.token_urlsafe(30),
         **age_keypair(),
     }
+
+
+def _login(name: str) -> dict[str, str]:
+    """A password and its bcrypt hash (cost 10), as `name` and `name`_bcrypt."""
+    password = secrets.token_urlsafe(18)
+    return {name: password, f"{name}_bcrypt": bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()}
 
 
 def age_keypair() -> dict[str, str]:
@@ -363,7 +376,18 @@ def main(argv: list[str] | None = None) -> int:
         "The second lab ends with COMMAND.",
     )
     box.add_argument("--dir", type=Path, default=lab.box_dir(), help="the second lab's state (default %(default)s)")
+    box.add_argument(
+        "--from", dest="snapshot", type=Path, help="make the second lab's hosts from this snapshot (lpse-lab snapshot)"
+    )
     box.add_argument("command", nargs=argparse.REMAINDER, help="the command, after --")
+    snap = sub.add_parser(
+        "snapshot",
+        help="copy the running lab's hosts (frozen for the copy) for `box --from`",
+        description="Copy the running, provisioned lab into --dir: its hosts are frozen for the copy "
+        "(a consistent state across hosts, like a power cut) and go on afterwards. Drives and the "
+        "off-room bucket are not copied.",
+    )
+    snap.add_argument("--dir", type=Path, default=lab.snapshot_dir(), help="where (default %(default)s)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s")
     try:
@@ -401,7 +425,10 @@ def main(argv: list[str] | None = None) -> int:
                 raise lab.LabError("give the command to run: lpse-lab box -- COMMAND [ARGS]")
             lab.STATE_DIR.mkdir(parents=True, exist_ok=True)
             ensure_lab_secrets()
-            return lab.box(cfg, args.dir, vault_password_file(), command)
+            return lab.box(cfg, args.dir, vault_password_file(), command, args.snapshot)
+        elif args.cmd == "snapshot":
+            took = lab.snapshot(cfg, args.dir)
+            print(f"lab snapshot in {args.dir} (hosts frozen for {took:.1f} s)")
         elif args.cmd == "ups":
             lab.set_ups(next((h for h in cfg.hosts if h.name == args.host), lab.LabHost(args.host, "")), args.state)
             print(f"the UPS of {args.host} now reports: {ups.STATES[args.state]['ups.status']}")

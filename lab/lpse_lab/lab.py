@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -159,8 +159,7 @@ def load_config(inventory: Path = INVENTORY) -> LabConfig:
         int(lab_settings["lab_apt_proxy_port"]),
         int(lab_settings["lab_oncall_smtp_port"]),
         int(lab_settings["lab_oncall_https_port"]),
-        # LKPP's network: a namespace without a host in it.
-        LabHost("lkpp", lab_settings["lab_lkpp_address"]),
+        hosts[lab_settings["lab_lkpp_host"]],
         lab_settings["lab_offroom_host"],
         int(lab_settings["lab_offroom_s3_port"]),
         int(lab_settings["lab_offroom_s3_tls_port"]),
@@ -259,9 +258,19 @@ def netns_exists(name: str) -> bool:
     return Path("/run/netns", name).exists()
 
 
+# The gateway's own MAC address, set once: a bridge left to itself takes the lowest MAC of its
+# ports, so powering a host off or on (its veth leaving or joining) could change the gateway's
+# MAC under every other host, whose ARP entry then points nowhere for up to a minute (seen: the
+# monitoring server could not reach the mail relay for 60 s after the SPSE host went off).
+BRIDGE_MAC = "02:4c:50:53:45:01"
+
+
 def ensure_bridge(cfg: LabConfig) -> None:
     if not link_exists(BRIDGE):
         run(["ip", "link", "add", BRIDGE, "type", "bridge"])
+    # Read through ip, which asks this process's network namespace (a box has its own bridge).
+    if BRIDGE_MAC not in run(["ip", "-br", "link", "show", "dev", BRIDGE]).stdout:
+        run(["ip", "link", "set", BRIDGE, "address", BRIDGE_MAC])
     addrs = run(["ip", "-o", "-4", "addr", "show", "dev", BRIDGE]).stdout
     if str(cfg.bridge_address) not in addrs:
         run(["ip", "addr", "add", str(cfg.bridge_address), "dev", BRIDGE])
@@ -552,7 +561,13 @@ def mount_host(host: LabHost) -> None:
     for d in ("upper", "work", "merged"):
         (host.dir / d).mkdir(parents=True, exist_ok=True)
     if not is_mounted(host.root):
-        opts = f"lowerdir={template_dir()},upperdir={host.dir / 'upper'},workdir={host.dir / 'work'}"
+        # A host made from a snapshot (`box --from`) has the snapshot's layer between its own and
+        # the template's, read-only and shared by every lab made from it.
+        base = host.dir / SNAPSHOT_LAYER
+        lower = f"{base.read_text().strip()}:{template_dir()}" if base.exists() else str(template_dir())
+        # redirect_dir: a folder of a lower layer can be renamed (otherwise EXDEV), as on a real
+        # disk; a restore moves PostgreSQL's data directory aside that way.
+        opts = f"lowerdir={lower},upperdir={host.dir / 'upper'},workdir={host.dir / 'work'},redirect_dir=on"
         run(["mount", "-t", "overlay", "overlay", "-o", opts, str(host.root)])
 
 
@@ -869,7 +884,6 @@ def up(cfg: LabConfig) -> None:
     lab_key()
     ensure_bridge(cfg)
     ensure_apt_proxy(cfg)
-    ensure_netns(cfg, cfg.lkpp)
     for host in cfg.hosts:
         start_host(cfg, host)
     for host in cfg.hosts:
@@ -881,11 +895,14 @@ def up(cfg: LabConfig) -> None:
 
 def down(cfg: LabConfig) -> None:
     require_root()
+    # Every host is told to power off first: they shut down side by side, not one after another.
+    for host in cfg.hosts:
+        for pid in nspawn_pids(host):
+            os.kill(pid, signal.SIGTERM)
     for host in cfg.hosts:
         stop_host(host)
     stop_service(ONCALL_DIR)
     stop_service(APT_PROXY_DIR)
-    remove_netns(cfg.lkpp)
     if link_exists(BRIDGE):
         run(["ip", "link", "del", BRIDGE])
 
@@ -914,9 +931,121 @@ def destroy(cfg: LabConfig) -> None:
             shutil.rmtree(host.dir)
     if DRIVES_DIR.exists():
         shutil.rmtree(DRIVES_DIR)
+    (STATE_DIR / MADE_FROM).unlink(missing_ok=True)
     kh = known_hosts()
     if kh.exists():
         kh.unlink()
+
+
+# --- snapshots: more labs from one provisioning ----------------------------------------
+
+# In a host's folder: the path of the snapshot layer its root is mounted over.
+SNAPSHOT_LAYER = "snapshot-layer"
+# What a snapshot carries besides the hosts: the lab key and host keys (the hosts keep theirs),
+# the lab CA and certificates the hosts were given, the SPSE release they run.
+SNAPSHOT_STATE = ("ssh", "pki", "artifacts")
+
+
+def snapshot_dir() -> Path:
+    return STATE_DIR.with_name(STATE_DIR.name + "-snapshot")
+
+
+@contextlib.contextmanager
+def frozen(cfg: LabConfig) -> Iterator[None]:
+    """Every process of every host stopped at once (cgroup v2 freezer) and their disks' file
+    systems flushed and held (fsfreeze): a copy taken meanwhile is what a power cut of the
+    whole lab at that instant would leave, consistent across hosts."""
+    groups = [Path("/sys/fs/cgroup/unified") / STATE_DIR.name / h.name for h in cfg.hosts]
+    disks = [disk_mount(h, d) for h in cfg.hosts for d in h.disks]
+    held: list[Path] = []
+    try:
+        for group in groups:
+            (group / "cgroup.freeze").write_text("1\n")
+        deadline = time.monotonic() + 30
+        while not all("frozen 1" in (g / "cgroup.events").read_text() for g in groups):
+            if time.monotonic() > deadline:
+                raise LabError("the lab hosts did not freeze in 30 s (a process stuck in the kernel?)")
+            time.sleep(0.05)
+        for mnt in disks:
+            run(["fsfreeze", "--freeze", str(mnt)])
+            held.append(mnt)
+        yield
+    finally:
+        for mnt in held:
+            run(["fsfreeze", "--unfreeze", str(mnt)], check=False)
+        for group in groups:
+            with contextlib.suppress(OSError):
+                (group / "cgroup.freeze").write_text("0\n")
+
+
+def snapshot(cfg: LabConfig, dest: Path) -> float:
+    """Copy the running, provisioned lab into `dest` (replaced): each host's own layer, disks and
+    UPS cable, with SNAPSHOT_STATE; the hosts are frozen for the copy and go on afterwards.
+    Plugged drives and the off-room bucket (radosgw keeps it in RAM) are not part of it: a lab
+    made from the snapshot starts with no drive in and an empty bucket, which site.yml makes
+    again. Returns the seconds the hosts were frozen."""
+    require_root()
+    for host in cfg.hosts:
+        if not host_running(host):
+            raise LabError(f"lab host {host.name} is not running: a snapshot is taken of a running lab (lpse-lab up)")
+        if host.usb and plugged(host):
+            raise LabError(f"a drive is plugged into {host.name}: unplug it before a snapshot (drives are not copied)")
+    tmp = dest.with_name(dest.name + ".tmp")
+    for old in (tmp, dest):
+        if old.exists():
+            shutil.rmtree(old)
+    tmp.mkdir(parents=True)
+    for name in SNAPSHOT_STATE:
+        if (STATE_DIR / name).exists():
+            shutil.copytree(STATE_DIR / name, tmp / name, symlinks=True)
+    t0 = time.monotonic()
+    with frozen(cfg):
+        for host in cfg.hosts:
+            into = tmp / "hosts" / host.name
+            into.mkdir(parents=True)
+            # cp -a keeps what overlayfs marks in its upper layer (whiteouts, opaque folders).
+            run(["cp", "-a", str(host.dir / "upper"), str(into / "upper")])
+            for disk in host.disks:
+                (into / "disks").mkdir(exist_ok=True)
+                image = host.dir / "disks" / f"{disk.label}.img"
+                run(["cp", "--sparse=always", str(image), str(into / "disks" / image.name)])
+            for name in ("ups", "initialised"):
+                if (host.dir / name).exists():
+                    run(["cp", "-a", str(host.dir / name), str(into / name)])
+        took = time.monotonic() - t0
+    tmp.rename(dest)
+    return took
+
+
+# In a lab's state folder: the snapshot its hosts were made from (`box --from`).
+MADE_FROM = "made-from-snapshot"
+
+
+def made_from_snapshot() -> bool:
+    """Whether this lab's hosts were made from a snapshot of a provisioned lab."""
+    return (STATE_DIR / MADE_FROM).exists()
+
+
+def from_snapshot(snap: Path, state: Path) -> None:
+    """Make the hosts of the lab in `state` (none running) from the snapshot `snap`: each host's
+    root is the snapshot's layer under a fresh layer of its own; disks and state are copied."""
+    if not (snap / "hosts").is_dir():
+        raise LabError(f"no lab snapshot in {snap}: take one with `lpse-lab snapshot` on a provisioned lab")
+    (state / MADE_FROM).unlink(missing_ok=True)
+    for name in (*SNAPSHOT_STATE, "hosts", DRIVES_DIR.name):
+        if (state / name).exists():
+            shutil.rmtree(state / name)
+    for name in SNAPSHOT_STATE:
+        if (snap / name).exists():
+            shutil.copytree(snap / name, state / name, symlinks=True)
+    for src in (snap / "hosts").iterdir():
+        into = state / "hosts" / src.name
+        into.mkdir(parents=True)
+        (into / SNAPSHOT_LAYER).write_text(f"{src / 'upper'}\n")
+        for name in ("disks", "ups", "initialised"):
+            if (src / name).exists():
+                run(["cp", "-a", "--sparse=always", str(src / name), str(into / name)])
+    (state / MADE_FROM).write_text(f"{snap}\n")
 
 
 # What a second lab's box gives its own copy of: the named network namespaces, and nspawn's
@@ -942,18 +1071,22 @@ def _start_socket_service(base: Path, cmd: list[str], sock: Path) -> None:
     _spawn(base, cmd, sock.exists, str(sock), 10)
 
 
-def box(cfg: LabConfig, state: Path, vault_password: Path, argv: list[str]) -> int:
+def box(cfg: LabConfig, state: Path, vault_password: Path, argv: list[str], snapshot: Path | None = None) -> int:
     """Run `argv` with a second lab of its own: the same hosts, names and addresses, inside their
     own network, mount and process namespaces, with state in `state`; the two labs run side by
     side without seeing each other. Two Unix sockets are its only ways out: its hosts' apt proxy
     relays to this lab's (started here if it is not running), and its controller reaches PyPI
     through an HTTPS proxy (lpse_lab.uplink) to build the wheels. It uses this lab's vault.
-    Everything of the second lab (hosts, mounts, namespaces, processes) ends when `argv` does."""
+    With `snapshot`, its hosts are made from that snapshot of a lab (see `snapshot`) instead of
+    the ones it had. Everything of the second lab (hosts, mounts, namespaces, processes) ends
+    when `argv` does."""
     require_root()
     build_template()
     ensure_bridge(cfg)
     ensure_apt_proxy(cfg)
     state.mkdir(parents=True, exist_ok=True)
+    if snapshot is not None:
+        from_snapshot(snapshot, state)
     shutil.copy2(vault_password, state / vault_password.name)
     apt, pip = state / "apt-uplink", state / "pip-uplink"
     try:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+import subprocess
 from pathlib import Path
 
 import pytest
+from lpse_backup.documents import Restic
 from lpse_backup.media import Ledger, MediaError, check_drive
+from lpse_backup.portable import copy_file
 
 from tests.backup.conftest import ROTA, make_drive, plug
 
@@ -35,6 +39,31 @@ def test_a_drive_without_room_is_refused(tmp_path: Path, mountpoint: Path) -> No
     plug(make_drive(tmp_path, "LPSE-BACKUP-A"), mountpoint)
     with pytest.raises(MediaError, match="GiB free, this run needs"):
         check_drive(mountpoint, ROTA, need_bytes=1 << 30)
+
+
+def test_a_drive_pulled_under_a_write_is_never_replaced_by_the_servers_own_disk(
+    tmp_path: Path, mountpoint: Path
+) -> None:
+    image = make_drive(tmp_path, "LPSE-BACKUP-A")
+    plug(image, mountpoint)
+    drive = check_drive(mountpoint, ROTA)
+    key = tmp_path / "key"
+    key.write_text("the site's restic key\n")
+    os.chmod(key, 0o600)
+    with drive.opened() as d:
+        # The mount goes under the write, as when the automounter drops a pulled drive: by the
+        # mount point's path restic would make the repository in the bare directory (it makes a
+        # missing repository directory, and the directories of a pack it saves, itself).
+        subprocess.run(["umount", "--lazy", str(mountpoint)], check=True)
+        Restic(str(d.root / "documents"), key, timeout_s=60, drive=d).init()
+    assert not any(mountpoint.iterdir()), "written to the server's own disk"
+    dump = tmp_path / "spse-20261206T010000Z.dump.age"
+    dump.write_bytes(os.urandom(4096))
+    with pytest.raises(MediaError, match=r"no longer at .*Nothing was written"):
+        copy_file(dump, drive, "dumps", 3, lambda p: None)
+    assert not any(mountpoint.iterdir()), "written to the server's own disk"
+    plug(image, mountpoint)
+    assert (mountpoint / "documents" / "config").is_file()  # the write went to the drive it was checked as
 
 
 def test_the_ledger_tracks_stays_snapshots_and_swaps(tmp_path: Path) -> None:

@@ -115,6 +115,8 @@ def test_one_run_copies_everything_and_an_unplugged_drive_fails_only_the_drive(
     conf = job_config(pg, br, o, s3_server)
     prom = pg.base / "backup.prom"
     media = pg.base / "media"
+    status = pg.base / "status.prom"
+    status.write_text('lpse_backup_portable_media_present{label=""} 0.0\n')  # the timer's last word: no drive
     plug(make_drive(tmp_path, "LPSE-BACKUP-A", size_mb=256), media)
     try:
         res = run_job(conf)
@@ -129,6 +131,8 @@ def test_one_run_copies_everything_and_an_unplugged_drive_fails_only_the_drive(
         ledger = (pg.base / "state" / "drives.json").read_text()
         assert "LPSE-BACKUP-A" in ledger and '"dataset": "documents"' in ledger
         good = metric(prom, "lpse_backup_last_success_timestamp_seconds", "documents", "portable")
+        # The run has seen the drive: the status file says so at once, not at the status timer's tick.
+        assert 'lpse_backup_portable_media_present{label="LPSE-BACKUP-A"} 1.0' in status.read_text()
     finally:
         unplug(media)
 
@@ -145,6 +149,7 @@ def test_one_run_copies_everything_and_an_unplugged_drive_fails_only_the_drive(
         assert metric(prom, "lpse_backup_last_run_success", dataset, target) == want, (dataset, target)
     assert metric(prom, "lpse_backup_last_success_timestamp_seconds", "documents", "portable") == good
     assert not any(media.iterdir()), "something was written to the bare mount point"
+    assert 'lpse_backup_portable_media_present{label=""} 0.0' in status.read_text()
     # Retention ran: one dump kept (the newest), one restic snapshot per day in the bucket.
     assert len(list((pg.base / "state" / "dumps").glob("*.dump.age"))) == 1
     env = {"AWS_ACCESS_KEY_ID": s3_server.access_key, "AWS_SECRET_ACCESS_KEY": s3_server.secret_key}

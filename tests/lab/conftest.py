@@ -16,14 +16,16 @@ import socket
 import ssl
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import testinfra
-from lpse_lab import lab
+from lpse_backup.offroom import Offroom, client
+from lpse_lab import lab, radosgw
 from lpse_lab.cli import BOOTSTRAP_CMD, ansible_env, bootstrap_env, lab_secrets, playbook_cmd
 
 REPO = lab.REPO
@@ -84,7 +86,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Tests that power hosts off, then tests that replace a host, run after all the others, and
     tests that stop and start the whole lab run last: the lab's radosgw keeps objects in RAM, so a
     lab restart empties the off-room bucket that every backup test before it relies on."""
-    order = {"lab_power": 1, "lab_rebuild": 2, "lab_demo": 3, "lab_example": 4, "lab_lifecycle": 5}
+    order = {"lab_power": 1, "lab_rebuild": 2, "lab_national": 3, "lab_demo": 4, "lab_example": 5, "lab_lifecycle": 6}
     items.sort(key=lambda item: max((v for k, v in order.items() if item.get_closest_marker(k)), default=0))
 
 
@@ -138,36 +140,72 @@ def lab_config() -> lab.LabConfig:
 @dataclass(frozen=True)
 class Provisioned:
     """The runs of the `provisioned` fixture, and which of WATCHED_PACKAGES each host had
-    before and after the check run (space-separated, per host name). `check` and `again` are
-    None in a session without the provisioning tests (the second lab's, see scripts/test)."""
+    before and after the check run (space-separated, per host name). `bootstrap`, `check` and
+    `again` are None in a session without the provisioning tests (scripts/test's other labs).
+    `national` waits for playbooks/national.yml, started beside the session's first tests when
+    it has LKPP's (lab_national)."""
 
-    bootstrap: Run
+    bootstrap: Run | None
     check: Run | None
     site: Run
     again: Run | None
     before_check: dict[str, str]
     after_check: dict[str, str]
+    national: Callable[[], Run] | None
 
 
 @pytest.fixture(scope="session")
-def provisioned(request: pytest.FixtureRequest, lab_config: lab.LabConfig) -> Provisioned:
+def provisioned(request: pytest.FixtureRequest, lab_config: lab.LabConfig) -> Iterator[Provisioned]:
     """Lab up, bootstrapped, site.yml in check mode (on fresh hosts: before the first run), then
     applied, then applied again at once (the idempotence check: nothing else has touched the hosts
-    in between). The check and the second run only when the session has the tests that read them."""
-    judged = any(item.module.__name__ == "test_provisioning" for item in request.session.items)  # type: ignore[attr-defined]
+    in between). The check and the second run only when the session has the tests that read them.
+    On a lab made from a snapshot of a provisioned one (scripts/test's other labs), the hosts are
+    provisioned already: only what the snapshot cannot hold is made again, the off-room bucket
+    (radosgw keeps it in RAM) with the backup repositories in it."""
+    items = request.session.items  # type: ignore[attr-defined]
+    judged = any(item.module.__name__ == "test_provisioning" for item in items)  # type: ignore[attr-defined]
     subprocess.run([str(BIN / "lpse-lab"), "up"], check=True)
-    boot = run_bootstrap()
-    assert boot.rc == 0, boot.output[-3000:]
-    before = {h.name: installed(h.address, WATCHED_PACKAGES) for h in lab_config.hosts} if judged else {}
-    check = run_playbook("site.yml", "--check") if judged else None
-    after = {h.name: installed(h.address, WATCHED_PACKAGES) for h in lab_config.hosts} if judged else {}
-    site = run_playbook("site.yml")
-    assert site.rc == 0, site.failures
-    again = run_playbook("site.yml") if judged else None
-    # scripts/test starts the tests that need no lab once the busiest part, provisioning, is done.
+    boot = check = again = None
+    before = after = {}
+    if lab.made_from_snapshot():
+        site = run_playbook("site.yml", "--limit", "spse_servers", "--tags", "backup_configure")
+        assert site.rc == 0, site.failures
+    else:
+        boot = run_bootstrap()
+        assert boot.rc == 0, boot.output[-3000:]
+        before = {h.name: installed(h.address, WATCHED_PACKAGES) for h in lab_config.hosts} if judged else {}
+        check = run_playbook("site.yml", "--check") if judged else None
+        after = {h.name: installed(h.address, WATCHED_PACKAGES) for h in lab_config.hosts} if judged else {}
+        site = run_playbook("site.yml")
+        assert site.rc == 0, site.failures
+    # scripts/test makes its other labs from a snapshot of this one, once provisioned, and starts
+    # them and the tests that need no lab once the busiest part, provisioning, is done. The
+    # snapshot only pauses the hosts: the idempotence run after it still comes right after the
+    # first, with nothing done to the hosts in between.
+    if snap := os.environ.get("LPSE_TEST_SNAPSHOT"):
+        subprocess.run([str(BIN / "lpse-lab"), "snapshot", "--dir", snap], check=True)
     if flag := os.environ.get("LPSE_TEST_PROVISIONED_FLAG"):
         Path(flag).touch()
-    return Provisioned(boot, check, site, again, before, after)
+    if not lab.made_from_snapshot() and judged:
+        again = run_playbook("site.yml")
+    # LKPP's host is provisioned beside the tests that come before LKPP's (minutes of waiting
+    # on the lkpp host that those tests do not need).
+    national = None
+    if any(item.get_closest_marker("lab_national") for item in items):
+        with tempfile.NamedTemporaryFile("w+", prefix="lpse-national-", suffix=".log", delete=False) as out:
+            proc = subprocess.Popen(
+                playbook_cmd("national.yml"), cwd=REPO, env=ansible_env() | {"ANSIBLE_NOCOLOR": "1"},
+                stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+        def national_run() -> Run:
+            rc = proc.wait()
+            return Run(rc, Path(out.name).read_text())
+
+        national = national_run
+    yield Provisioned(boot, check, site, again, before, after, national)
+    if national is not None and proc.poll() is None:
+        proc.kill()
 
 
 # Packages a first site.yml installs on the lab hosts (bootstrap does not).
@@ -222,9 +260,22 @@ def offroom(lab_config: lab.LabConfig, ssh_config: Path) -> testinfra.host.Host:
     return _host(lab_config, ssh_config, "offroom")
 
 
+def offroom_s3(lab_config: lab.LabConfig, bucket: str) -> Any:
+    """An S3 client of `bucket` on the lab's off-room radosgw (plain HTTP, from this machine)."""
+    return client(
+        Offroom(
+            f"http://{lab_config.offroom.address}:{lab_config.offroom_s3_port}",
+            bucket,
+            radosgw.ACCESS_KEY,
+            lab_secrets()["vault_backup_offroom_secret_key"],
+        )
+    )
+
+
 @pytest.fixture(scope="session")
 def address(lab_config: lab.LabConfig) -> dict[str, str]:
-    return {h.name: h.address for h in lab_config.hosts}
+    """The site's hosts by name (not LKPP's host, which site.yml leaves alone)."""
+    return {h.name: h.address for h in lab_config.hosts if h != lab_config.lkpp}
 
 
 @pytest.fixture()

@@ -2,8 +2,8 @@
 drive is in, one nightly backup and one drill ran, and the screens the demo's summary points at
 show those figures, not zeros.
 
-Marked `lab_demo` so that it runs after the other lab tests that back up SPSE, the restore test
-included (its 120 MiB of documents would make every later backup slower).
+Marked `lab_demo` so that it runs after the other lab tests that back up SPSE (its 120 MiB of
+documents would make every later backup slower).
 """
 
 from __future__ import annotations

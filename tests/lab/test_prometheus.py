@@ -45,6 +45,9 @@ def test_every_exporter_is_scraped(address: dict[str, str], provisioned: object)
     # The off-room host's exporter serves HTTPS with a login (the lab's inventory): scraped as such.
     urls = {t["labels"]["instance"]: t["scrapeUrl"] for t in targets if t["labels"]["job"] == "lpse"}
     assert urls["offroom"].startswith("https://") and urls["spse"].startswith("http://"), urls
+    # Each is labelled with what it does, not with the lab's own group of the site's hosts.
+    roles = {t["labels"]["instance"]: t["labels"]["lpse_role"] for t in targets if t["labels"]["job"] == "lpse"}
+    assert roles == {"spse": "spse_servers", "monitor": "monitoring_servers", "offroom": "offroom_storage"}
 
 
 def test_an_exporter_with_tls_and_a_login_answers_only_with_both(monitor: testinfra.host.Host) -> None:

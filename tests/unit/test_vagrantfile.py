@@ -17,7 +17,7 @@ def groups_of(hosts_yml: Path) -> dict[str, tuple[str, str]]:
     return {
         host: (group, hvars["ansible_host"])
         for group, body in data["all"]["children"].items()
-        for host, hvars in body["hosts"].items()
+        for host, hvars in (body.get("hosts") or {}).items()
     }
 
 
@@ -27,7 +27,8 @@ def test_vagrantfile_matches_the_lab_inventory() -> None:
         m["name"]: (m["group"], m["ip"])
         for m in re.finditer(r'"(?P<name>\w+)"\s*=>\s*\{ ip: "(?P<ip>[\d.]+)", group: "(?P<group>\w+)"', text)
     }
-    lab = groups_of(REPO / "inventories/lab/hosts.yml")
+    # The site's hosts: the lab's LKPP host (lkpp_national) has no Vagrant box.
+    lab = {name: g for name, g in groups_of(REPO / "inventories/lab/hosts.yml").items() if g[0] != "lkpp_national"}
     assert vagrant == lab
     assert groups_of(REPO / "inventories/vagrant/hosts.yml") == lab
 
