@@ -58,9 +58,10 @@ def _new_secrets() -> dict[str, str]:
         # upsmon's login to the SPSE server's upsd (the monitoring server is on the same UPS).
         "vault_ups_monitor_password": secrets.token_urlsafe(24),
         # The national store (the lkpp host): the lab site's login there (the site keeps the
-        # password, LKPP the hash), a second site's and an LKPP reader's, and LKPP's own keys.
-        **_login("vault_lkpp_telemetry_password"),
-        **_login("vault_national_other_site_password"),
+        # secret, LKPP its SHA-512-crypt hash), a second site's, an LKPP reader's (bcrypt), and
+        # LKPP's own keys.
+        **_site_login("vault_lkpp_telemetry_secret"),
+        **_site_login("vault_national_other_site_secret"),
         **_login("vault_national_reader_password"),
         "vault_national_internal_key": secrets.token_urlsafe(30),
         "vault_national_admin_key": secrets.token_urlsafe(30),
@@ -72,6 +73,16 @@ def _login(name: str) -> dict[str, str]:
     """A password and its bcrypt hash (cost 10), as `name` and `name`_bcrypt."""
     password = secrets.token_urlsafe(18)
     return {name: password, f"{name}_bcrypt": bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=10)).decode()}
+
+
+def _site_login(name: str) -> dict[str, str]:
+    """A site's machine secret at LKPP and its SHA-512-crypt hash, as `name` and `name`_sha512
+    (what roles/national_gateway asks of a site's login: checked on every request it sends)."""
+    secret = secrets.token_urlsafe(32)
+    hashed = subprocess.run(
+        ["openssl", "passwd", "-6", "-stdin"], input=secret, check=True, capture_output=True, text=True
+    )
+    return {name: secret, f"{name}_sha512": hashed.stdout.strip()}
 
 
 def age_keypair() -> dict[str, str]:

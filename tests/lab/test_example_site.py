@@ -38,7 +38,7 @@ def example_inventory(tmp: Path) -> Path:
         "vault_alertmanager_smtp_password": s["vault_alertmanager_smtp_password"],
         "vault_alertmanager_telegram_bot_token": s["vault_alertmanager_telegram_bot_token"],
         "vault_lkpp_password_bcrypt": s["vault_lkpp_password_bcrypt"],
-        "vault_lkpp_telemetry_password": s["vault_lkpp_telemetry_password"],
+        "vault_lkpp_telemetry_password": s["vault_lkpp_telemetry_secret"],
         "vault_monitor_tls_key": (pki / "monitor.key").read_text(),
         "vault_status_tls_key": (pki / "monitor.key").read_text(),
         "vault_status_ops_password_bcrypt": s["vault_status_ops_password_bcrypt"],

@@ -103,8 +103,8 @@ def send(address: str, login: tuple[str, str] | None, series: list[tuple[dict[st
 def logins() -> dict[str, tuple[str, str]]:
     s = lab_secrets()
     return {
-        "site": (SITE, s["vault_lkpp_telemetry_password"]),
-        "other": (OTHER_SITE, s["vault_national_other_site_password"]),
+        "site": (SITE, s["vault_lkpp_telemetry_secret"]),
+        "other": (OTHER_SITE, s["vault_national_other_site_secret"]),
         "reader": (READER, s["vault_national_reader_password"]),
     }
 
@@ -246,7 +246,7 @@ def test_the_site_sends_with_its_password_off_the_command_line(
     national: str, monitor: Any, address: dict[str, str]
 ) -> None:
     assert monitor.service("lpse-vmagent").is_running
-    password = lab_secrets()["vault_lkpp_telemetry_password"]
+    password = lab_secrets()["vault_lkpp_telemetry_secret"]
     assert password not in monitor.check_output("ps -eo args")
     secret = monitor.file("/etc/lpse-vmagent/lkpp.password")
     assert (secret.user, secret.group, secret.mode) == ("root", "lpse-vmagent", 0o640)
