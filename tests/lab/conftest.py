@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import socket
 import ssl
 import subprocess
@@ -24,6 +25,7 @@ from typing import Any
 
 import pytest
 import testinfra
+import yaml
 from lpse_backup.offroom import Offroom, client
 from lpse_lab import lab, radosgw
 from lpse_lab.cli import BOOTSTRAP_CMD, ansible_env, bootstrap_env, lab_secrets, playbook_cmd
@@ -122,6 +124,24 @@ def run_playbook(name: str, *extra: str, inventory: Path | None = None) -> Run:
         playbook_cmd(name, *extra, inventory=inventory), cwd=REPO, env=env, capture_output=True, text=True
     )
     return Run(res.returncode, res.stdout + res.stderr)
+
+
+def overlay_inventory(tmp: Path, overlay: Path, vault: dict[str, Any], also: dict[str, Path] | None = None) -> Path:
+    """An example inventory's lab overlay (tests/lab/*-overlay, plus `also`: destination inside it
+    -> file), with the lab vault's secrets under the example's vault names (group_vars/all/vault.yml,
+    0600, not in git). Paths name this lab's state (a second lab, `lpse-lab box`, keeps it elsewhere)."""
+    out = tmp / overlay.name
+    shutil.copytree(overlay, out)
+    for dest, src in (also or {}).items():
+        (out / dest).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(src, out / dest)
+    for yml in out.rglob("*.yml"):
+        yml.write_text(yml.read_text().replace("/var/lib/lpse-lab/", f"{lab.STATE_DIR}/"))
+    (out / "group_vars/all").mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / "group_vars/all/vault.yml", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        yaml.safe_dump(vault, f)
+    return out
 
 
 def run_bootstrap() -> Run:

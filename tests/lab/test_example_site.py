@@ -10,16 +10,13 @@ configuration (the next session's `provisioned` fixture applies the lab's own ag
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 import urllib.parse
 from pathlib import Path
 
 import pytest
 import testinfra
-import yaml
-from conftest import REPO, front_door, run_playbook
+from conftest import REPO, front_door, overlay_inventory, run_playbook
 from lpse_lab import lab
 from lpse_lab.cli import lab_secrets
 
@@ -49,14 +46,7 @@ def example_inventory(tmp: Path) -> Path:
         "vault_backup_age_recipient": s["vault_backup_age_recipient"],
         "vault_ups_monitor_password": s["vault_ups_monitor_password"],
     }
-    overlay = tmp / "example-overlay"
-    shutil.copytree(OVERLAY, overlay)
-    for yml in overlay.rglob("*.yml"):  # the lab's state may live elsewhere (a second lab: lpse-lab box)
-        yml.write_text(yml.read_text().replace("/var/lib/lpse-lab/", f"{lab.STATE_DIR}/"))
-    fd = os.open(overlay / "group_vars/all/vault.yml", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        yaml.safe_dump(vault, f)
-    return overlay
+    return overlay_inventory(tmp, OVERLAY, vault)
 
 
 def alerts(monitor_address: str, login: tuple[str, str]) -> list[dict]:

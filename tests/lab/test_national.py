@@ -24,10 +24,11 @@ import urllib.parse
 import uuid
 from base64 import b64encode
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import LAB_CA, Provisioned, monitoring_api, offroom_s3, run_playbook
+from conftest import LAB_CA, REPO, Provisioned, monitoring_api, offroom_s3, overlay_inventory, run_playbook
 from lpse_lab import lab, oncall, remote_write
 from lpse_lab.cli import lab_secrets
 
@@ -385,3 +386,50 @@ def test_after_an_outage_every_sample_of_the_gap_arrives_once(
         time.sleep(10)
     print(f"{OUTAGE_S:.0f} s outage: the site's Prometheus has {want} samples of {series}, LKPP {got}")
     assert got == want, f"{want} samples at the site over the outage, {got} at LKPP"
+
+
+NATIONAL_OVERLAY = Path(__file__).parent / "national-overlay"
+
+
+def test_the_national_example_is_a_working_lkpp(
+    national: str, logins: dict[str, tuple[str, str]], tmp_path: Path
+) -> None:
+    """LKPP copies inventories/national-example: the lkpp host provisioned from it, with only the
+    lab's address, names, certificates, stand-ins and vault values over it (tests/lab/
+    national-overlay, and the example site overlay's way of reaching the lab), runs the national
+    stack: the lab site's contract goes on arriving under the example's logins, readers read and
+    cannot write, a missing login gets 401, the page is served and the store keeps the example's
+    2 years. Last in this module: it leaves the lkpp host in the example's configuration."""
+    s = lab_secrets()
+    vault = {
+        "vault_national_tls_key": (lab.STATE_DIR / "pki" / "lkpp.key").read_text(),
+        "vault_national_site_hashes": {
+            SITE: s["vault_lkpp_telemetry_secret_sha512"],
+            OTHER_SITE: s["vault_national_other_site_secret_sha512"],
+        },
+        "vault_national_reader_hashes": {READER: s["vault_national_reader_password_bcrypt"]},
+        "vault_national_internal_key": s["vault_national_internal_key"],
+        "vault_national_admin_key": s["vault_national_admin_key"],
+        "vault_national_backup_secret_key": s["vault_backup_offroom_secret_key"],
+        "vault_alertmanager_smtp_password": s["vault_alertmanager_smtp_password"],
+    }
+    site_all = Path(__file__).parent / "example-overlay" / "group_vars" / "all" / "overlay.yml"
+    overlay = overlay_inventory(tmp_path, NATIONAL_OVERLAY, vault, also={"group_vars/all/overlay.yml": site_all})
+    run = run_playbook("national.yml", "-i", str(overlay), inventory=REPO / "inventories" / "national-example")
+    assert run.rc == 0, run.failures
+    applied = time.time()
+
+    # The site's next contract arrives (the store shows a sample ~30 s after it comes in).
+    expr = f'max(tlast_over_time(lpse_national:contract_info{{lpse_site="{SITE}"}}[5m]))'
+    deadline, newest = time.monotonic() + 180, 0.0
+    while newest <= applied:
+        assert time.monotonic() < deadline, f"no contract of {SITE} arrived after the example was applied"
+        time.sleep(10)
+        newest = max((float(r["value"][1]) for r in query(national, expr, logins["reader"])), default=0.0)
+    assert request(national, "GET", "/api/v1/query?query=up")[0] == 401
+    assert send(national, logins["reader"], [({"__name__": "lab_reader_write"}, 1.0, int(time.time() * 1000))]) == 403
+    status, page = request(national, "GET", "/nasional/", logins["reader"])
+    assert status == 200, page[:300]
+    assert (SITE, "up") in re.findall(r'<tr data-site="([^"]+)" data-state="([^"]+)"', page.decode()), page[:3000]
+    store = lab.ssh(national, "pgrep -af victoria-metrics").stdout
+    assert "-retentionPeriod=2y" in store, store
