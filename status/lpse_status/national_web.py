@@ -5,6 +5,8 @@ nginx in front asks for an LKPP reader's login. Bahasa Indonesia first, English 
                  over 30 days against the target, backup freshness, last drill, days of disk left,
                  release and configuration drift; ?provinsi= filters, ?sort=&desc= orders
   /situs/<name>  one site's last 90 days, a bar and a row a day
+  /kueri         an ad-hoc query (MetricsQL) over a chosen range: a chart and a table of the series,
+                 and the same query's JSON from the store's API (Debian's VictoriaMetrics has no vmui)
   /healthz       200 when the national store answers
 
 Links are relative: the page works under any prefix nginx gives it (/nasional/ on LKPP's host).
@@ -27,10 +29,16 @@ from typing import Any
 import jinja2
 
 from lpse_status.national import SORT_KEYS, Day, Row, Settings, history, sort_rows, table
-from lpse_status.prom import Prometheus, PrometheusError
+from lpse_status.prom import Prometheus, PrometheusError, QueryRefusedError, Series
+from lpse_status.svg import line_chart
 
 log = logging.getLogger("lpse_status.national")
 LANGUAGES = ("id", "en")
+# The ad-hoc query's ranges, and how many series its chart and table show.
+QUERY_RANGES = {"1h": 3600, "6h": 6 * 3600, "1d": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400}
+QUERY_POINTS = 240  # points a series over any range
+CHART_SERIES = 8
+TABLE_SERIES = 200
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
@@ -68,6 +76,8 @@ class Page:
                         start_response, "404 Not Found", self.error_page("unknown_site", lang, 404, "../")
                     )
                 return self._html(start_response, "200 OK", page)
+            if path == "/kueri":
+                return self._html(start_response, "200 OK", self.query_page(arg, lang))
             return self._html(start_response, "404 Not Found", self.error_page("not_found", lang, 404))
         except PrometheusError as e:
             log.error("national store: %s", e)
@@ -133,6 +143,43 @@ class Page:
             mean=sum(known) / len(known) if known else None,
             back_link="../" + back,
             other_lang_link="?lang=en" if lang == "id" else "?",
+            now=self._when(now),
+        )
+
+    def query_page(self, arg: dict[str, str], lang: str) -> str:
+        """An analyst's own query: the series it returns over the range, charted and tabled; a
+        query the store refuses is shown with the store's reason."""
+        now, expr = self.clock(), arg.get("q", "").strip()
+        span = arg.get("rentang", "1d") if arg.get("rentang") in QUERY_RANGES else "1d"
+        seconds = QUERY_RANGES[span]
+        step = max(60, seconds // QUERY_POINTS)
+        found, refused = [], ""
+        if expr:
+            try:
+                found = self.store.query_range(expr, now - seconds, now, step)
+            except QueryRefusedError as e:
+                refused = str(e).split(": ", 1)[-1]
+        found.sort(key=lambda s: sorted(s.labels.items()))
+        named = [(_labels(s.labels), s) for s in found]
+        chart = line_chart(expr, [(n, s.points) for n, s in named[:CHART_SERIES]], ymin=None) if found else ""
+        api = {"query": expr, "start": f"{now - seconds:.0f}", "end": f"{now:.0f}", "step": str(step)}
+        keep = {"lang": "en"} if lang == "en" else {}
+        other = {"q": expr, "rentang": span, "lang": "" if keep else "en"}
+        return self._render(
+            "query.html",
+            lang,
+            expr=expr,
+            span=span,
+            spans=list(QUERY_RANGES),
+            refused=refused,
+            total=len(found),
+            chart=chart,
+            charted=min(len(found), CHART_SERIES),
+            series=[_summary(n, s) for n, s in named[:TABLE_SERIES] if s.points],
+            api_link="../api/v1/query_range?" + urllib.parse.urlencode(api),
+            back_link="./" + ("?lang=en" if lang == "en" else ""),
+            other_lang_link="?" + urllib.parse.urlencode({k: v for k, v in other.items() if v}),
+            lang_field=keep,
             now=self._when(now),
         )
 
@@ -231,6 +278,17 @@ class Page:
              ("X-Content-Type-Options", "nosniff")],
         )  # fmt: skip
         return [body]
+
+
+def _summary(name: str, s: Series) -> dict[str, Any]:
+    values = [v for _, v in s.points]
+    return {"labels": name, "last": values[-1], "min": min(values), "max": max(values), "points": len(values)}
+
+
+def _labels(labels: dict[str, str]) -> str:
+    name = labels.get("__name__", "")
+    rest = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
+    return f"{name}{{{rest}}}" if rest or not name else name
 
 
 def _percent(v: float | None, digits: int = 2) -> str:

@@ -14,6 +14,10 @@ class PrometheusError(RuntimeError):
     """Prometheus did not answer, or refused the query; the message says which."""
 
 
+class QueryRefusedError(PrometheusError):
+    """The query itself is wrong (bad syntax, too many series): the server answered, with why."""
+
+
 @dataclass(frozen=True)
 class Series:
     labels: dict[str, str]
@@ -35,7 +39,9 @@ class Prometheus:
                 detail = json.load(e).get("error", str(e))
             except ValueError:
                 detail = str(e)
-            raise PrometheusError(f"Prometheus refused {params.get('query', path)!r}: {detail}") from e
+            raise (QueryRefusedError if 400 <= e.code < 500 else PrometheusError)(
+                f"Prometheus refused {params.get('query', path)!r}: {detail}"
+            ) from e
         except (OSError, ValueError) as e:
             raise PrometheusError(f"Prometheus at {self.url} did not answer: {e}") from e
         if body.get("status") != "success":

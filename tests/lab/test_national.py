@@ -431,5 +431,8 @@ def test_the_national_example_is_a_working_lkpp(
     status, page = request(national, "GET", "/nasional/", logins["reader"])
     assert status == 200, page[:300]
     assert (SITE, "up") in re.findall(r'<tr data-site="([^"]+)" data-state="([^"]+)"', page.decode()), page[:3000]
+    # The analysts' ad-hoc query, through the door.
+    status, page = request(national, "GET", "/nasional/kueri?q=lpse_national%3Aspse_up&rentang=1h", logins["reader"])
+    assert status == 200 and b"lpse_site=&#34;lab&#34;" in page, page[-2000:]
     store = lab.ssh(national, "pgrep -af victoria-metrics").stdout
     assert "-retentionPeriod=2y" in store, store

@@ -6,11 +6,13 @@ configuration, and a site's 90 days with the days below target, in both language
 from __future__ import annotations
 
 import datetime as dt
+import html as html_text
 import json
 import re
 import shutil
 import subprocess
 import time
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 
@@ -224,3 +226,30 @@ def test_english_unknown_site_and_a_dead_store(page: Page) -> None:
     status, html = get(dead, "/")
     assert status == "503 Service Unavailable" and "tidak menjawab" in html
     assert get(dead, "/healthz")[0] == "503 Service Unavailable"
+
+
+def test_an_analysts_own_query_over_every_site(page: Page) -> None:
+    """/kueri, the analysts' ad-hoc query (Debian's VictoriaMetrics ships without its vmui): each
+    series the expression returns over the range, charted and tabled with its last, lowest and
+    highest value; the same query's JSON; a query the store refuses says why; both languages."""
+    _, html = get(page, "/")
+    assert 'href="kueri"' in html
+    status, html = get(page, "/kueri")
+    assert status == "200 OK" and 'id="examples"' in html and "Kueri bebas" in html
+    query = urllib.parse.urlencode({"q": "lpse_national:spse_up", "rentang": "1d"})
+    status, html = get(page, "/kueri", query)
+    assert status == "200 OK" and 'data-series="4"' in html and "<svg" in html
+    row = re.compile(r"<tr data-series=[^>]*><td><code>(.*?)</code></td><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td>")
+    found = {}
+    for labels, *values in row.findall(html):
+        site = re.search(r'lpse_site="([^"]+)"', html_text.unescape(labels))
+        assert site, labels
+        found[site[1]] = values
+    # Sites heard from in the day, as (last, lowest, highest); kab-d went silent two days ago.
+    assert found == {"kab-a": ["1", "1", "1"], "kab-b": ["0", "0", "1"], "kota-c": ["1", "1", "1"],
+                     "kab-x": ["1", "1", "1"]}  # fmt: skip
+    assert 'href="../api/v1/query_range?query=lpse_national%3Aspse_up&amp;' in html
+    status, html = get(page, "/kueri", urllib.parse.urlencode({"q": "sum((lpse_national:spse_up"}))
+    assert status == "200 OK" and 'id="refused"' in html, html[-1500:]
+    _, html = get(page, "/kueri", query + "&lang=en")
+    assert "Ad-hoc query" in html and "Lowest" in html and 'data-series="4"' in html
