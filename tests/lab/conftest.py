@@ -33,6 +33,8 @@ from lpse_lab.cli import BOOTSTRAP_CMD, ansible_env, bootstrap_env, lab_secrets,
 REPO = lab.REPO
 BIN = Path(sys.executable).parent
 LAB_CA = lab.STATE_DIR / "pki" / "lab-ca.crt"
+# What the first site.yml run restarts and reloads on the monitoring server.
+MONITOR_SERVICES = ("prometheus", "prometheus-alertmanager", "lpse-status", "lpse-vmagent", "nginx", "fail2ban")
 
 pytestmark = pytest.mark.lab
 
@@ -110,6 +112,15 @@ class Run:
         blocks = re.findall(failed_task, self.output, re.M)
         return "\n".join(b[-1500:] for b in blocks[:5]) + "\n...\n" + self.output[-2500:]
 
+    @property
+    def changes(self) -> str:
+        """Each task that reported a change, with its lines (a second run that should change
+        nothing says what it changed, wherever that is in the output)."""
+        changed_task = (
+            r"^(?:TASK|RUNNING HANDLER) \[[^\n]*\n(?:(?!TASK \[|RUNNING HANDLER \[).*\n)*?changed: .*(?:\n(?!\S).*)*"
+        )
+        return "\n".join(b[-1500:] for b in re.findall(changed_task, self.output, re.M)[:10])
+
     def recap(self) -> dict[str, dict[str, int]]:
         """PLAY RECAP counters per host."""
         out: dict[str, dict[str, int]] = {}
@@ -172,6 +183,8 @@ class Provisioned:
     before_check: dict[str, str]
     after_check: dict[str, str]
     national: Callable[[], Run] | None
+    # The monitoring server's services right after the first run (before the second starts any).
+    monitor_after_site: dict[str, str]
 
 
 @pytest.fixture(scope="session")
@@ -186,7 +199,7 @@ def provisioned(request: pytest.FixtureRequest, lab_config: lab.LabConfig) -> It
     judged = any(item.module.__name__ == "test_provisioning" for item in items)  # type: ignore[attr-defined]
     subprocess.run([str(BIN / "lpse-lab"), "up"], check=True)
     boot = check = again = None
-    before = after = {}
+    before = after = monitor_after_site = {}
     if lab.made_from_snapshot():
         site = run_playbook("site.yml", "--limit", "spse_servers", "--tags", "backup_configure")
         assert site.rc == 0, site.failures
@@ -198,6 +211,9 @@ def provisioned(request: pytest.FixtureRequest, lab_config: lab.LabConfig) -> It
         after = {h.name: installed(h.address, WATCHED_PACKAGES) for h in lab_config.hosts} if judged else {}
         site = run_playbook("site.yml")
         assert site.rc == 0, site.failures
+        monitor = next(h.address for h in lab_config.hosts if h.name == "monitor")
+        states = lab.ssh(monitor, "systemctl is-active " + " ".join(MONITOR_SERVICES)).stdout.split()
+        monitor_after_site = dict(zip(MONITOR_SERVICES, states, strict=False))
     # scripts/test makes its other labs from a snapshot of this one, once provisioned, and starts
     # them and the tests that need no lab once the busiest part, provisioning, is done. The
     # snapshot only pauses the hosts: the idempotence run after it still comes right after the
@@ -223,7 +239,7 @@ def provisioned(request: pytest.FixtureRequest, lab_config: lab.LabConfig) -> It
             return Run(rc, Path(out.name).read_text())
 
         national = national_run
-    yield Provisioned(boot, check, site, again, before, after, national)
+    yield Provisioned(boot, check, site, again, before, after, national, monitor_after_site)
     if national is not None and proc.poll() is None:
         proc.kill()
 
