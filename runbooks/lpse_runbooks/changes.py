@@ -11,8 +11,11 @@ import os
 import shlex
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
+
+from lpse_status.maintenance import MaintenanceError, check
 
 from lpse_runbooks.readonly import connect, gib, probe, wait_for_spse
 from lpse_runbooks.site import REPO, RunbookError, Site
@@ -91,8 +94,10 @@ def maintenance(
     """Maintenance on (page up, alerts silenced until `end`, recorded) or off: playbooks/maintenance.yml."""
     extra: dict[str, object] = {"maintenance": "on" if on else "off"}
     if on:
-        if not end:
-            raise RunbookError("say when SPSE is back: --end 2026-11-24T22:00:00+07:00 (with the zone; +07:00 is WIB)")
+        try:  # the end, before anything runs; the playbook checks the blackouts by the same rules
+            check(True, end, [], force, time.time())
+        except MaintenanceError as e:
+            raise RunbookError(str(e).replace("-e maintenance_end=", "--end ")) from None
         extra |= {"maintenance_end": end, "maintenance_force": force}
         extra |= {"maintenance_reason_id": reason_id} if reason_id else {}
         extra |= {"maintenance_reason_en": reason_en} if reason_en else {}

@@ -1,11 +1,13 @@
 """`lpse-status`: the status board's web service (`serve`), the incident records (`incidents`), the
-server-room visits (`visits`) and the quarterly report (`report`)."""
+maintenance records (`maintenance`, written by playbooks/maintenance.yml), the server-room visits
+(`visits`) and the quarterly report (`report`)."""
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import getpass
+import json
 import logging
 import os
 import sys
@@ -13,6 +15,7 @@ import time
 from pathlib import Path
 
 from lpse_status.incidents import explain, postmortem
+from lpse_status.maintenance import MaintenanceError, check, local_text, maintenance_windows, parse_blackouts, record
 from lpse_status.prom import Prometheus
 from lpse_status.records import enter, incidents, leave, parse_time, visits, write_text
 from lpse_status.report import Quarter, build, lkpp_logs, render_html, write_pdf
@@ -36,6 +39,20 @@ def main(argv: list[str] | None = None) -> int:
     out = isub.add_parser("export", help="the postmortem document (HTML: timeline, graphs, the queries)")
     out.add_argument("id")
     out.add_argument("--out", type=Path, required=True)
+    mnt = sub.add_parser("maintenance", help="maintenance records (playbooks/maintenance.yml writes them with this)")
+    msub = mnt.add_subparsers(dest="what", required=True)
+    ann = msub.add_parser("announce", help="record a window from now to --end (checked against the blackouts)")
+    ann.add_argument("--end", required=True, help="ISO 8601 with zone, e.g. 2026-11-24T22:00:00+07:00")
+    ann.add_argument("--reason-id", default="", help="the reason, in Bahasa Indonesia")
+    ann.add_argument("--reason-en", default="", help="the reason, in English")
+    ann.add_argument("--host", dest="hosts", action="append", default=[], help="an SPSE host it covers (repeat)")
+    ann.add_argument("--by", default="", help="who announced it")
+    ann.add_argument("--blackouts", default="[]", help="the tender-closing blackouts, JSON: [{start, end, reason}]")
+    ann.add_argument("--force", action="store_true", help="record it even over a blackout (the record says so)")
+    ann.add_argument("--dry-run", action="store_true", help="say what would be written, write nothing")
+    end = msub.add_parser("end", help="end every open window now")
+    end.add_argument("--dry-run", action="store_true", help="say what would be written, write nothing")
+    msub.add_parser("list", help="every recorded window, oldest first")
     vis = sub.add_parser("visits", help="the server room's visits (R4): who went in, allowed by whom, why")
     vsub = vis.add_subparsers(dest="what", required=True)
     vin = vsub.add_parser("in", help="someone goes into the server room (now, or --at)")
@@ -70,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         return report(s, args.quarter, args.out, args.lkpp_logs, args.html_only)
     if args.command == "visits":
         return visits_command(s, args)
+    if args.command == "maintenance":
+        return maintenance_command(s, args)
     folder = s.records_dir / "incidents"
     try:
         if args.what == "list":
@@ -121,6 +140,34 @@ def visits_command(s: Settings, args: argparse.Namespace) -> int:
     except (KeyError, ValueError, OSError) as e:
         print(f"lpse-status visits: {e.args[0] if e.args else e}", file=sys.stderr)
         return 1
+    return 0
+
+
+def maintenance_command(s: Settings, args: argparse.Namespace) -> int:
+    """announce and end print {"changed", "written"} as JSON (the playbook reads it); list prints lines."""
+    folder, now = s.records_dir / "maintenance", time.time()
+    try:
+        if args.what == "list":
+            for m in maintenance_windows(folder):
+                end = dt.datetime.fromtimestamp(m.end, s.timezone)
+                ended = " (ended early)" if m.ended and m.ended < m.planned_end else ""
+                forced = " [forced over a blackout]" if m.forced else ""
+                print(f"{local_text(dt.datetime.fromtimestamp(m.start, s.timezone))} - {local_text(end)}{ended}"
+                      f"{forced}: {m.reason_id}")  # fmt: skip
+            return 0
+        if args.what == "announce":
+            blackouts = parse_blackouts(json.loads(args.blackouts))
+            plan = check(True, args.end, blackouts, args.force, now)
+            done = record(folder, plan, now, args.reason_id, args.reason_en, args.hosts, args.by, args.dry_run)
+        else:
+            done = record(folder, check(False, None, [], False, now), now, dry_run=args.dry_run)
+    except (MaintenanceError, OSError) as e:
+        print(f"lpse-status maintenance: {e}", file=sys.stderr)
+        return 1
+    except json.JSONDecodeError as e:
+        print(f"lpse-status maintenance: --blackouts is not JSON ({e})", file=sys.stderr)
+        return 1
+    print(json.dumps(done.as_dict()))
     return 0
 
 

@@ -1,5 +1,5 @@
-"""The records the status board shows: maintenance windows (written by playbooks/maintenance.yml)
-and incidents (drafted from the alerts; cause and actions added by on-call). One JSON file per
+"""The records the status board shows: incidents (drafted from the alerts; cause and actions added
+by on-call) and server-room visits; maintenance windows are lpse_status.maintenance's. One JSON file per
 record, written whole (temporary file, fsync, rename) so a reader never sees half of one."""
 
 from __future__ import annotations
@@ -49,39 +49,6 @@ def save(folder: Path, record_id: str, record: Any) -> Path:
     path = folder / f"{record_id}.json"
     write_json(path, asdict(record))
     return path
-
-
-@dataclass(frozen=True)
-class Maintenance:
-    start: float
-    planned_end: float
-    ended: float | None  # an early end (maintenance off before the planned end)
-    reason_id: str
-    reason_en: str
-    forced: bool
-
-    @property
-    def end(self) -> float:
-        return min(self.planned_end, self.ended) if self.ended else self.planned_end
-
-    def active(self, now: float) -> bool:
-        return self.start <= now < self.end
-
-
-def maintenance_windows(folder: Path) -> list[Maintenance]:
-    """Every recorded window (as playbooks/maintenance.yml writes it), oldest first."""
-
-    def make(d: dict[str, Any]) -> Maintenance:
-        return Maintenance(
-            start=parse_time(d["start"]),
-            planned_end=parse_time(d["end"]),
-            ended=parse_time(d["ended_at"]) if d.get("ended_at") else None,
-            reason_id=str(d.get("reason_id", "")),
-            reason_en=str(d.get("reason_en", "")),
-            forced=bool(d.get("forced_over_blackouts")),
-        )
-
-    return sorted(load(folder, make), key=lambda m: m.start)
 
 
 @dataclass

@@ -18,8 +18,9 @@ from html import escape
 from pathlib import Path
 
 from lpse_status.availability import Availability, availability
+from lpse_status.maintenance import Maintenance, maintenance_windows
 from lpse_status.prom import Prometheus
-from lpse_status.records import Incident, Maintenance, Visit, incidents, maintenance_windows, visits
+from lpse_status.records import Incident, Visit, incidents, visits
 from lpse_status.svg import line_chart
 
 MONTHS = (

@@ -31,9 +31,10 @@ from pathlib import Path
 
 from lpse_status.availability import Availability, availability
 from lpse_status.incidents import on_notification
+from lpse_status.maintenance import Maintenance, maintenance_windows, site_zone
 from lpse_status.power import record_power_cuts
 from lpse_status.prom import Prometheus, PrometheusError
-from lpse_status.records import Incident, Maintenance, Visit, enter, incidents, leave, maintenance_windows, visits
+from lpse_status.records import Incident, Visit, enter, incidents, leave, visits
 from lpse_status.svg import line_chart
 
 log = logging.getLogger("lpse_status")
@@ -56,8 +57,6 @@ class Settings:
     @classmethod
     def load(cls, path: Path) -> Settings:
         d = tomllib.loads(path.read_text())
-        offset = float(d.get("utc_offset_hours", 7))
-        name = {7: "WIB", 8: "WITA", 9: "WIT"}.get(int(offset), f"UTC{offset:+g}")
         return cls(
             prometheus_url=d["prometheus_url"],
             site_name=d["site_name"],
@@ -67,7 +66,7 @@ class Settings:
             listen=d.get("listen", "127.0.0.1"),
             port=int(d.get("port", 9180)),
             target=float(d.get("availability_target", 0.995)),
-            timezone=dt.timezone(dt.timedelta(hours=offset), name),
+            timezone=site_zone(float(d.get("utc_offset_hours", 7))),
             webhook_token=str(d.get("webhook_token", "")),
         )
 

@@ -26,9 +26,10 @@ import pytest
 from lpse_status import report
 from lpse_status.availability import availability
 from lpse_status.incidents import explain, on_notification, postmortem
+from lpse_status.maintenance import maintenance_windows
 from lpse_status.power import record_power_cuts
 from lpse_status.prom import Prometheus, PrometheusError
-from lpse_status.records import Incident, incidents, maintenance_windows, visits
+from lpse_status.records import Incident, incidents, visits
 from lpse_status.report import Quarter, build, render_html
 from lpse_status.web import Settings, current_state, make_handler, ops_page, public_page
 
