@@ -22,7 +22,7 @@ from typing import Any
 from fabric import task
 from invoke.collection import Collection
 from invoke.exceptions import Exit
-from lpse_runbooks import changes, readonly, room
+from lpse_runbooks import board, changes, readonly
 from lpse_runbooks.site import RunbookError, Site
 
 
@@ -157,24 +157,113 @@ def visit_in(
     at: str = "",
 ) -> None:  # fmt: skip
     """Record someone going into the server room (R4): who, why, who allowed it."""
-    room.visit_in(Site.load(), visitor, purpose, allowed_by, organisation, escort, at)
+    board.visit_in(Site.load(), visitor, purpose, allowed_by, organisation, escort, at)
 
 
 @task(name="visit-out", positional=["visit"], help={"at": "when, ISO 8601 with zone (default: now)"})
 @on_call
 def visit_out(c: Any, visit: str, at: str = "") -> None:
     """Record that the visitor has left the server room (the id `fab visit-in` printed)."""
-    room.visits(Site.load(), "out", visit, *(["--at", at] if at else []))
+    board.lpse_status(Site.load(), "visits", "out", visit, *board.optional(at=at))
 
 
 @task(name="visits", help={"open": "only those still inside"})
 @on_call
 def visits(c: Any, open_: bool = False) -> None:
     """The server room's visits, oldest first (who is inside now with --open)."""
-    room.visits(Site.load(), "list", *(["--open"] if open_ else []))
+    board.lpse_status(Site.load(), "visits", "list", *(["--open"] if open_ else []))
+
+
+# --- incidents and the helpdesk (public updates, bidders' reports; kept on the monitoring server) --
+
+INCIDENT_HELP = {
+    "message_id": "what is known now, in Bahasa Indonesia (bidders read it on the status page)",
+    "message_en": "the same in English",
+    "severity": "critical (full outage), major or minor",
+    "affects": "what it breaks: spse, login, upload, download, schedule, email, network (repeat)",
+}
+
+
+@task(
+    name="incident-open",
+    iterable=["affects"],
+    help=INCIDENT_HELP | {"summary_id": "the public headline, Bahasa Indonesia", "summary_en": "the same in English"},
+)
+@on_call
+def incident_open(
+    c: Any, summary_id: str = "", message_id: str = "", summary_en: str = "", message_en: str = "",
+    severity: str = "major", affects: list[str] | None = None,
+) -> None:  # fmt: skip
+    """Open a disruption no alert opened: on the public status page at once, as investigating."""
+    board.incident_open(Site.load(), summary_id, message_id, summary_en, message_en, severity, affects)
+
+
+@task(
+    name="incident-update",
+    positional=["incident"],
+    iterable=["affects"],
+    help=INCIDENT_HELP | {"state": "investigating, identified, monitoring or resolved"},
+)
+@on_call
+def incident_update(
+    c: Any, incident: str, state: str = "", message_id: str = "", message_en: str = "", severity: str = "",
+    affects: list[str] | None = None,
+) -> None:  # fmt: skip
+    """Post an update to an incident (its id from `fab incidents`): on the public page at once."""
+    board.incident_update(Site.load(), incident, state, message_id, message_en, severity, affects)
+
+
+@task(name="incidents")
+@on_call
+def incidents(c: Any) -> None:
+    """Every incident, newest first, with its public state."""
+    board.lpse_status(Site.load(), "incidents", "list")
+
+
+@task(
+    name="helpdesk-report",
+    help={
+        "reporter": "who reported: name and company or agency",
+        "summary": "what they reported",
+        "urgency": "high (a deadline today), medium or low",
+        "impact": "one (user), several or all",
+        "contact": "how to reach them back",
+        "channel": "telepon, email, whatsapp, datang or lainnya",
+        "incident": "the incident it belongs to (its id)",
+    },
+)
+@on_call
+def helpdesk_report(
+    c: Any, reporter: str = "", summary: str = "", urgency: str = "medium", impact: str = "one", contact: str = "",
+    channel: str = "telepon", incident: str = "",
+) -> None:  # fmt: skip
+    """Record a bidder's report to the helpdesk."""
+    board.helpdesk_add(Site.load(), reporter, summary, urgency, impact, contact, channel, incident)
+
+
+@task(name="helpdesk-told", positional=["report"])
+@on_call
+def helpdesk_told(c: Any, report: str) -> None:
+    """The reporter has been told back (the id `fab helpdesk-report` printed)."""
+    board.lpse_status(Site.load(), "helpdesk", "told", report)
+
+
+@task(name="helpdesk-link", positional=["report", "incident"])
+@on_call
+def helpdesk_link(c: Any, report: str, incident: str) -> None:
+    """Tie a helpdesk report to the incident it is part of."""
+    board.lpse_status(Site.load(), "helpdesk", "link", report, incident)
+
+
+@task(name="helpdesk", help={"open": "only those not yet told back"})
+@on_call
+def helpdesk(c: Any, open_: bool = False) -> None:
+    """The helpdesk's reports, newest first."""
+    board.lpse_status(Site.load(), "helpdesk", "list", *(["--open"] if open_ else []))
 
 
 ns = Collection(
     status, diagnose, restart_spse, maintenance_on, maintenance_off, disk_cleanup, restore, rotate_drive,
-    visit_in, visit_out, visits,
+    visit_in, visit_out, visits, incident_open, incident_update, incidents, helpdesk_report, helpdesk_told,
+    helpdesk_link, helpdesk,
 )  # fmt: skip

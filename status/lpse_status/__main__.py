@@ -1,6 +1,7 @@
-"""`lpse-status`: the status board's web service (`serve`), the incident records (`incidents`), the
-maintenance records (`maintenance`, written by playbooks/maintenance.yml), the server-room visits
-(`visits`) and the quarterly report (`report`)."""
+"""`lpse-status`: the status board's web service (`serve`), the incident records and their public
+updates (`incidents`), the helpdesk's reports (`helpdesk`), the maintenance records (`maintenance`,
+written by playbooks/maintenance.yml), the server-room visits (`visits`) and the quarterly report
+(`report`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ import sys
 import time
 from pathlib import Path
 
-from lpse_status.incidents import explain, postmortem
+from lpse_status import helpdesk
+from lpse_status.incidents import AFFECTS, SEVERITIES, STATES, explain, open_incident, post_update, postmortem
 from lpse_status.maintenance import MaintenanceError, check, local_text, maintenance_windows, parse_blackouts, record
 from lpse_status.prom import Prometheus
 from lpse_status.records import enter, incidents, leave, parse_time, visits, write_text
@@ -36,9 +38,43 @@ def main(argv: list[str] | None = None) -> int:
     ex.add_argument("--cause-en", default="", help="the cause, in English")
     ex.add_argument("--action", dest="actions", action="append", default=[], help="what was done (repeat for each)")
     ex.add_argument("--publish", action="store_true")
+    opn = isub.add_parser("open", help="a disruption no alert opened: public at once, as investigating")
+    opn.add_argument("--summary-id", required=True, help="the public headline, in Bahasa Indonesia")
+    opn.add_argument("--summary-en", default="", help="the same in English")
+    opn.add_argument("--severity", choices=SEVERITIES, default="major")
+    opn.add_argument("--affects", action="append", choices=AFFECTS, default=[], help="what it breaks (repeat)")
+    opn.add_argument("--message-id", required=True, help="what is known, in Bahasa Indonesia")
+    opn.add_argument("--message-en", default="", help="the same in English")
+    opn.add_argument("--by", default="", help="who posts it (default: the login running this)")
+    upd = isub.add_parser("update", help="a public update: investigating, identified, monitoring, resolved")
+    upd.add_argument("id")
+    upd.add_argument("--state", required=True, choices=STATES)
+    upd.add_argument("--message-id", required=True, help="what is known now, in Bahasa Indonesia")
+    upd.add_argument("--message-en", default="", help="the same in English")
+    upd.add_argument("--severity", choices=SEVERITIES, default="", help="a new severity")
+    upd.add_argument("--affects", action="append", choices=AFFECTS, default=[], help="what it breaks now (repeat)")
+    upd.add_argument("--by", default="", help="who posts it (default: the login running this)")
     out = isub.add_parser("export", help="the postmortem document (HTML: timeline, graphs, the queries)")
     out.add_argument("id")
     out.add_argument("--out", type=Path, required=True)
+    hd = sub.add_parser("helpdesk", help="reports from bidders: who, what, how urgent, told back, which incident")
+    hsub = hd.add_subparsers(dest="what", required=True)
+    hadd = hsub.add_parser("add", help="record a report (now)")
+    hadd.add_argument("--reporter", required=True, help="who reported: name and company or agency")
+    hadd.add_argument("--summary", required=True, help="what they reported")
+    hadd.add_argument("--urgency", required=True, choices=helpdesk.URGENCIES)
+    hadd.add_argument("--impact", required=True, choices=helpdesk.IMPACTS, help="one user, several, or all")
+    hadd.add_argument("--contact", default="", help="how to reach them back")
+    hadd.add_argument("--channel", default="telepon", choices=helpdesk.CHANNELS)
+    hadd.add_argument("--incident", default="", help="the incident it belongs to")
+    hadd.add_argument("--by", default="", help="who records it (default: the login running this)")
+    hlink = hsub.add_parser("link", help="tie a report to an incident")
+    hlink.add_argument("id")
+    hlink.add_argument("incident")
+    htold = hsub.add_parser("told", help="the reporter has been told back (now)")
+    htold.add_argument("id")
+    hlist = hsub.add_parser("list", help="every report, newest first")
+    hlist.add_argument("--open", action="store_true", help="only those not yet told back")
     mnt = sub.add_parser("maintenance", help="maintenance records (playbooks/maintenance.yml writes them with this)")
     msub = mnt.add_subparsers(dest="what", required=True)
     ann = msub.add_parser("announce", help="record a window from now to --end (checked against the blackouts)")
@@ -89,14 +125,26 @@ def main(argv: list[str] | None = None) -> int:
         return visits_command(s, args)
     if args.command == "maintenance":
         return maintenance_command(s, args)
+    if args.command == "helpdesk":
+        return helpdesk_command(s, args)
     folder = s.records_dir / "incidents"
+    by = getattr(args, "by", "") or os.environ.get("SUDO_USER") or getpass.getuser()
     try:
         if args.what == "list":
             for i in incidents(folder):
                 took = f"{i.duration_s / 60:.1f} min" if i.duration_s is not None else "ongoing"
                 state = "published" if i.published else ("needs a cause" if not i.cause_id else "not published")
+                state = f"{i.state} (public), {state}" if i.updates else state
                 when = dt.datetime.fromtimestamp(i.first_failure, s.timezone).strftime("%Y-%m-%d %H:%M")
                 print(f"{i.id}  {when}  {took:>9}  {state}")
+        elif args.what == "open":
+            i = open_incident(folder, args.summary_id, args.summary_en, args.severity, args.affects, args.message_id,
+                              args.message_en, by, time.time())  # fmt: skip
+            print(f"{i.id}: open, on the public page")
+        elif args.what == "update":
+            i = post_update(folder, args.id, args.state, args.message_id, args.message_en, by, time.time(),
+                            args.severity, args.affects)  # fmt: skip
+            print(f"{i.id}: {i.state}, on the public page")
         elif args.what == "explain":
             i = explain(folder, args.id, args.cause_id, args.cause_en, args.actions, args.publish)
             print(f"{i.id}: {'published' if i.published else 'saved (not published)'}")
@@ -139,6 +187,36 @@ def visits_command(s: Settings, args: argparse.Namespace) -> int:
                       f"{v.purpose}; allowed by {v.allowed_by}")  # fmt: skip
     except (KeyError, ValueError, OSError) as e:
         print(f"lpse-status visits: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def helpdesk_command(s: Settings, args: argparse.Namespace) -> int:
+    folder, incidents_folder, now = s.records_dir / "helpdesk", s.records_dir / "incidents", time.time()
+
+    def when(ts: float | None) -> str:
+        return dt.datetime.fromtimestamp(ts, s.timezone).strftime("%Y-%m-%d %H:%M %Z") if ts else "not yet"
+
+    try:
+        if args.what == "add":
+            by = args.by or os.environ.get("SUDO_USER") or getpass.getuser()
+            r = helpdesk.add(folder, incidents_folder, args.reporter, args.summary, args.urgency, args.impact, now,
+                             args.contact, args.channel, args.incident, by)  # fmt: skip
+            print(f"{r.id}: recorded" + (f", part of {r.incident}" if r.incident else ""))
+        elif args.what == "link":
+            r = helpdesk.link(folder, incidents_folder, args.id, args.incident)
+            print(f"{r.id}: part of {r.incident}")
+        elif args.what == "told":
+            r = helpdesk.told(folder, args.id, now)
+            print(f"{r.id}: told back at {when(r.told)}")
+        else:
+            for r in helpdesk.reports(folder):
+                if args.open and r.told is not None:
+                    continue
+                print(f"{r.id}  {when(r.at)}  {r.urgency}/{r.impact}  {r.reporter}: {r.summary}; "
+                      f"told back: {when(r.told)}; incident: {r.incident or '-'}")  # fmt: skip
+    except (KeyError, ValueError, OSError) as e:
+        print(f"lpse-status helpdesk: {e.args[0] if e.args else e}", file=sys.stderr)
         return 1
     return 0
 

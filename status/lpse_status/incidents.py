@@ -7,6 +7,12 @@ read from Prometheus: the first failed probe before the alert, the first good pr
 On-call adds the cause and the actions (`lpse-status incidents explain`) and publishes it; the
 postmortem export carries the timeline, the graphs and the queries, so an outsider can check it
 against the data.
+
+While it lasts, on-call tells the public what is known (`lpse-status incidents update`, `fab
+incident-update`, the form on /ops): investigating, identified, monitoring, resolved, each with a
+time and words in Bahasa Indonesia (English optional), shown on the public page at once. A
+disruption no alert saw (login broken for some bidders, uploads failing) is opened by hand
+(`incidents open`) with its severity and what it affects.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from html import escape
 from pathlib import Path
 
 from lpse_status.prom import Prometheus, PrometheusError
-from lpse_status.records import Incident, incidents, parse_time
+from lpse_status.records import Incident, incidents, locked, parse_time
 from lpse_status.svg import line_chart
 
 # What the alert watched, per alert name: the series whose failure and recovery date the incident.
@@ -31,6 +37,28 @@ PROBES = {
     "UplinkDown": 'min(lpse_network_up{{instance="{instance}"}})',
 }
 LOOK_BACK_S = 3600  # how far before the alert the first failed probe is looked for
+
+# The words the public page uses: (Bahasa Indonesia, English).
+STATES = {
+    "investigating": ("Sedang diselidiki", "Investigating"),
+    "identified": ("Penyebab diketahui", "Identified"),
+    "monitoring": ("Sudah diperbaiki, sedang dipantau", "Fixed, monitoring"),
+    "resolved": ("Selesai", "Resolved"),
+}
+SEVERITIES = {
+    "critical": ("Gangguan total", "Full outage"),
+    "major": ("Gangguan besar", "Major disruption"),
+    "minor": ("Gangguan sebagian", "Partial disruption"),
+}
+AFFECTS = {
+    "spse": ("Seluruh SPSE", "All of SPSE"),
+    "login": ("Masuk (login)", "Logging in"),
+    "upload": ("Unggah dokumen penawaran", "Uploading bid documents"),
+    "download": ("Unduh dokumen pengadaan", "Downloading tender documents"),
+    "schedule": ("Jadwal dan tahapan tender", "Tender schedules and stages"),
+    "email": ("Notifikasi e-mail", "E-mail notifications"),
+    "network": ("Jaringan internet LPSE", "The LPSE's internet link"),
+}
 
 
 def incident_id(alertname: str, instance: str, starts_at: float) -> str:
@@ -73,6 +101,11 @@ def on_notification(payload: dict, folder: Path, prom: Prometheus, step: float, 
     """One Alertmanager webhook payload: open or close the drafts of its critical alerts.
     Returns the ids it touched."""
     now = now or time.time()
+    with locked(folder):
+        return _on_notification(payload, folder, prom, step, now)
+
+
+def _on_notification(payload: dict, folder: Path, prom: Prometheus, step: float, now: float) -> list[str]:
     known = {i.id: i for i in incidents(folder)}
     touched = []
     for a in payload.get("alerts", []):
@@ -101,6 +134,11 @@ def on_notification(payload: dict, folder: Path, prom: Prometheus, step: float, 
 
 
 def explain(folder: Path, iid: str, cause_id: str, cause_en: str, actions: list[str], publish: bool) -> Incident:
+    with locked(folder):
+        return _explain(folder, iid, cause_id, cause_en, actions, publish)
+
+
+def _explain(folder: Path, iid: str, cause_id: str, cause_en: str, actions: list[str], publish: bool) -> Incident:
     found = {i.id: i for i in incidents(folder)}
     if iid not in found:
         raise KeyError(f"no incident {iid!r} (lpse-status incidents list shows them)")
@@ -113,6 +151,68 @@ def explain(folder: Path, iid: str, cause_id: str, cause_en: str, actions: list[
         if not (inc.cause_id and inc.cause_en):
             raise ValueError("say the cause in both languages (--cause-id and --cause-en) before publishing")
         inc.published = True
+    inc.save(folder)
+    return inc
+
+
+def _choose(kind: str, value: str, known: dict[str, tuple[str, str]]) -> str:
+    if value not in known:
+        raise ValueError(f"{kind} {value!r} is not one of {', '.join(known)}")
+    return value
+
+
+def open_incident(folder: Path, summary_id: str, summary_en: str, severity: str, affects: list[str],
+                  message_id: str, message_en: str, by: str, at: float) -> Incident:  # fmt: skip
+    """A disruption on-call knows of before (or without) an alert: public at once, "investigating"."""
+    if not summary_id.strip():
+        raise ValueError("say what is disrupted, in Bahasa Indonesia (--summary-id): it is the public headline")
+    affects = [_choose("affects", a, AFFECTS) for a in affects] or ["spse"]
+    _choose("severity", severity, SEVERITIES)
+    slug = re.sub(r"[^a-z0-9]+", "-", summary_id.lower()).strip("-")[:30] or "gangguan"
+    iid = f"{dt.datetime.fromtimestamp(at, dt.UTC):%Y%m%dT%H%M%SZ}-{slug}"
+    if (folder / f"{iid}.json").exists():
+        raise ValueError(f"incident {iid} is already recorded")
+    inc = Incident(
+        id=iid, alertname="Reported", instance="", severity=severity, first_failure=at, alert_start=at,
+        notified=at, resolved=None, recovered=None, summary_id=summary_id.strip(), summary_en=summary_en.strip(),
+        affects=affects,
+    )  # fmt: skip
+    return post_update(folder, inc, "investigating", message_id, message_en, by, at)
+
+
+def post_update(folder: Path, incident: Incident | str, state: str, message_id: str, message_en: str, by: str,
+                at: float, severity: str = "", affects: list[str] | None = None) -> Incident:  # fmt: skip
+    """A public update: its state, words (Bahasa Indonesia required), time and author. A resolved
+    incident takes no more; an update is never dated before the last one."""
+    with locked(folder):
+        return _post_update(folder, incident, state, message_id, message_en, by, at, severity, affects)
+
+
+def _post_update(folder: Path, incident: Incident | str, state: str, message_id: str, message_en: str, by: str,
+                 at: float, severity: str, affects: list[str] | None) -> Incident:  # fmt: skip
+    if isinstance(incident, str):
+        found = {i.id: i for i in incidents(folder)}
+        if incident not in found:
+            raise KeyError(f"no incident {incident!r} (lpse-status incidents list shows them)")
+        incident = found[incident]
+    inc = incident
+    _choose("state", state, STATES)
+    if not message_id.strip():
+        raise ValueError("say what is known now, in Bahasa Indonesia (--message-id): bidders read it")
+    if inc.state == "resolved":
+        raise ValueError(f"incident {inc.id} was said resolved at {_when(inc.updates[-1]['at'], dt.UTC)}: "
+                         "open a new one if it broke again")  # fmt: skip
+    if inc.updates and at < float(inc.updates[-1]["at"]):
+        raise ValueError(f"an update cannot come before the last one ({_when(inc.updates[-1]['at'], dt.UTC)})")
+    if severity:
+        inc.severity = _choose("severity", severity, SEVERITIES)
+    if affects:
+        inc.affects = [_choose("affects", a, AFFECTS) for a in affects]
+    inc.affects = inc.affects or ["spse"]
+    inc.updates.append({"at": at, "state": state, "message_id": message_id.strip(), "message_en": message_en.strip(),
+                        "by": by})  # fmt: skip
+    if state == "resolved" and inc.alertname == "Reported":  # no alert will say when it ended
+        inc.resolved = inc.resolved or at
     inc.save(folder)
     return inc
 
@@ -148,6 +248,14 @@ def postmortem(inc: Incident, prom: Prometheus, site: str, tz: dt.tzinfo, step: 
     graph1 = line_chart(f"{inc.alertname}: {query}", [(inc.instance, probe[0].points if probe else [])], "", 0, 1)
     graph2 = line_chart("Waktu respons SPSE / response time", [(inc.instance, took[0].points if took else [])], "s")
     actions = "".join(f"<li>{escape(a)}</li>" for a in inc.actions) or "<li>-</li>"
+    updates = (
+        "".join(
+            f"<tr><td>{_when(float(u['at']), tz)}</td><td>{STATES[str(u['state'])][0]}</td>"
+            f"<td>{escape(str(u['message_id']))}<br>{escape(str(u['message_en']))}</td><td>{escape(str(u['by']))}</td></tr>"
+            for u in inc.updates
+        )
+        or "<tr><td>-</td></tr>"
+    )
     return (
         f'<!doctype html><html lang="id"><head><meta charset="utf-8"><title>Laporan gangguan {escape(inc.id)}</title>'
         "<style>body{font-family:sans-serif;max-width:800px;margin:auto}td,th{padding:.3em .6em;"
@@ -160,6 +268,7 @@ def postmortem(inc: Incident, prom: Prometheus, site: str, tz: dt.tzinfo, step: 
         f"<h2>Penyebab / Cause</h2><p>{escape(inc.cause_id or 'belum diisi')}</p>"
         f"<p>{escape(inc.cause_en or 'not given yet')}</p>"
         f"<h2>Tindakan / Actions</h2><ul>{actions}</ul>"
+        f"<h2>Kabar kepada publik / Public updates</h2><table id=updates>{updates}</table>"
         f"<h2>Grafik / Graphs</h2>{note}{graph1}{graph2}"
         "<h2>Cara memeriksa / How to check</h2><p>The timeline comes from these queries on the site's "
         f"Prometheus (step {step:g} s), from {_when(start, tz)} to {_when(end, tz)}:</p>"

@@ -4,10 +4,12 @@ record, written whole (temporary file, fsync, rename) so a reader never sees hal
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import json
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -27,6 +29,20 @@ def write_text(path: Path, text: str) -> None:
         f.flush()
         os.fsync(f.fileno())
     tmp.replace(path)
+
+
+@contextlib.contextmanager
+def locked(folder: Path) -> Iterator[None]:
+    """One writer at a time in a records folder: the board's webhook and forms and on-call's
+    command line each read a record, change it and write it back; without this, one of two
+    changes to the same record could be lost."""
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / ".lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def write_json(path: Path, data: object) -> None:
@@ -70,12 +86,26 @@ class Incident:
     cause_id: str = ""
     cause_en: str = ""
     actions: list[str] = field(default_factory=list)
-    published: bool = False  # shown on the public status page
+    published: bool = False  # explained, shown among the past incidents
+    affects: list[str] = field(default_factory=list)  # lpse_status.incidents.AFFECTS
+    # On-call's public updates while it lasts, oldest first: {at, state, message_id, message_en, by}.
+    updates: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def duration_s(self) -> float | None:
         end = self.recovered or self.resolved
         return end - self.first_failure if end else None
+
+    @property
+    def state(self) -> str:
+        """Its last public update's state (investigating, identified, monitoring, resolved), or
+        "" while on-call has said nothing."""
+        return str(self.updates[-1]["state"]) if self.updates else ""
+
+    @property
+    def live(self) -> bool:
+        """On the public page as an ongoing disruption: updated, and not yet said resolved."""
+        return bool(self.updates) and self.state != "resolved"
 
     def save(self, folder: Path) -> Path:
         return save(folder, self.id, self)

@@ -29,8 +29,9 @@ from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+from lpse_status import helpdesk
 from lpse_status.availability import Availability, availability
-from lpse_status.incidents import on_notification
+from lpse_status.incidents import AFFECTS, SEVERITIES, STATES, on_notification, open_incident, post_update
 from lpse_status.maintenance import Maintenance, maintenance_windows, site_zone
 from lpse_status.power import record_power_cuts
 from lpse_status.prom import Prometheus, PrometheusError
@@ -97,6 +98,9 @@ TEXT = {
         "other": "English",
         "no_data": "belum ada data",
         "prom_down": "Data pemantauan tidak tersedia saat ini.",
+        "live": "Gangguan yang sedang berlangsung",
+        "affects": "Terdampak",
+        "since": "sejak",
     },
     "en": {
         "title": "SPSE service status",
@@ -123,6 +127,9 @@ TEXT = {
         "other": "Bahasa Indonesia",
         "no_data": "no data yet",
         "prom_down": "Monitoring data is not available right now.",
+        "live": "Ongoing disruption",
+        "affects": "Affected",
+        "since": "since",
     },
 }
 
@@ -133,6 +140,8 @@ body{font-family:system-ui,sans-serif;max-width:820px;margin:0 auto;padding:1em;
 .state-unknown{background:#495057}.notice{border-left:6px solid #e67700;padding:.6em 1em;background:#fff4e6}
 table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #ddd;text-align:left}
 .incident{border-top:1px solid #ddd;padding:.5em 0}small{color:#555}
+.live{border-left:6px solid #c92a2a;padding:.6em 1em;background:#fff5f5;margin:.8em 0}
+.updates{list-style:none;padding-left:0}.updates li{margin:.3em 0}
 """
 
 
@@ -215,6 +224,8 @@ def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureC
                 f'<div id="maintenance" class="notice"><b>{t["maintenance"]}</b><br>{t["reason"]}: {escape(reason)}<br>'
                 f"{t['until']}: {_when(m.end, s.timezone)}</div>"
             )
+    for i in [i for i in incidents(s.records_dir / "incidents") if i.live]:
+        parts.append(_live_html(i, lang, s.timezone))
     parts.append(f"<h2>{t['uptime']}</h2>")
     if not figures:
         parts.append(f"<p>{t['prom_down']}</p>")
@@ -236,7 +247,7 @@ def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureC
             )
         parts.append(f"</table><p><small>{t['target']}: {s.target * 100:.1f}%</small></p>")
     parts.append(f"<h2>{t['incidents']}</h2>")
-    shown = [i for i in incidents(s.records_dir / "incidents") if i.published]
+    shown = [i for i in incidents(s.records_dir / "incidents") if i.published or (i.updates and not i.live)]
     if not shown:
         parts.append(f"<p>{t['no_incidents']}</p>")
     for i in shown:
@@ -252,9 +263,37 @@ def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureC
     return "".join(parts)
 
 
+def _words(lang: str, indonesian: str, english: str) -> str:
+    """English where it was given, Bahasa Indonesia otherwise (it always is)."""
+    return english if lang == "en" and english else indonesian
+
+
+def _updates_html(i: Incident, lang: str, tz: dt.tzinfo) -> str:
+    """On-call's public updates, newest first, each with its time in the site's zone."""
+    n = 0 if lang == "id" else 1
+    rows = "".join(
+        f'<li data-state="{escape(str(u["state"]))}"><small>{_when(float(u["at"]), tz)}</small> '
+        f"<b>{STATES[str(u['state'])][n]}</b>: {escape(_words(lang, str(u['message_id']), str(u['message_en'])))}</li>"
+        for u in reversed(i.updates)
+    )
+    return f'<ul class="updates">{rows}</ul>' if rows else ""
+
+
+def _live_html(i: Incident, lang: str, tz: dt.tzinfo) -> str:
+    """An ongoing disruption: what, how bad, what it touches, since when, and what on-call said."""
+    t, n = TEXT[lang], 0 if lang == "id" else 1
+    affects = ", ".join(AFFECTS[a][n] for a in i.affects if a in AFFECTS)
+    return (
+        f'<div class="live" id="live-{escape(i.id)}" data-severity="{escape(i.severity)}"><b>{t["live"]}: '
+        f"{escape(_words(lang, i.summary_id, i.summary_en) or i.alertname)}</b><br>"
+        f"{SEVERITIES.get(i.severity, SEVERITIES['major'])[n]} · {t['affects']}: {affects} · "
+        f"{t['since']} {_when(i.first_failure, tz)}{_updates_html(i, lang, tz)}</div>"
+    )
+
+
 def _incident_html(i: Incident, lang: str, tz: dt.tzinfo) -> str:
     t = TEXT[lang]
-    summary = i.summary_id if lang == "id" else i.summary_en
+    summary = _words(lang, i.summary_id, i.summary_en)
     cause = i.cause_id if lang == "id" else i.cause_en
     took = f", {t['duration']} {_duration(i.duration_s)}" if i.duration_s is not None else ""
     actions = "".join(f"<li>{escape(a)}</li>" for a in i.actions)
@@ -262,6 +301,7 @@ def _incident_html(i: Incident, lang: str, tz: dt.tzinfo) -> str:
         f'<div class="incident" id="incident-{escape(i.id)}"><b>{_when(i.first_failure, tz)}{took}</b>: '
         f"{escape(summary or i.alertname)}<br>{t['cause']}: {escape(cause or '-')}"
         + (f"<br>{t['actions']}:<ul>{actions}</ul>" if actions else "")
+        + _updates_html(i, lang, tz)
         + "</div>"
     )
 
@@ -314,6 +354,8 @@ def ops_page(s: Settings, hours: float, now: float | None = None) -> str:
         parts.append(room_section(prom, s.timezone, now))
     except PrometheusError as e:
         parts.append(f"<p id=error>{escape(str(e))}</p>")
+    parts.append(incidents_section(s.records_dir / "incidents", s.timezone))
+    parts.append(helpdesk_section(s.records_dir / "helpdesk", s.records_dir / "incidents", s.timezone))
     parts.append(visits_section(s.records_dir / "visits", s.timezone))
     parts.append("</body></html>")
     return "".join(parts)
@@ -453,6 +495,114 @@ def visits_section(folder: Path, tz: dt.tzinfo) -> str:
     )
 
 
+def _options(known: dict[str, tuple[str, str]], chosen: str = "") -> str:
+    return "".join(f'<option value="{k}"{" selected" if k == chosen else ""}>{v[0]} / {v[1]}</option>'
+                   for k, v in known.items())  # fmt: skip
+
+
+def _checkboxes(name: str, known: dict[str, tuple[str, str]], chosen: list[str]) -> str:
+    return "".join(f'<label><input type=checkbox name={name} value="{k}"{" checked" if k in chosen else ""}> '
+                   f"{v[0]}</label> " for k, v in known.items())  # fmt: skip
+
+
+def incidents_section(folder: Path, tz: dt.tzinfo) -> str:
+    """Open disruptions, each with the form for its next public update, and the form to open one
+    no alert saw (R14: tell users when problems block their work)."""
+    found = incidents(folder)
+    current = [i for i in found if i.live or (i.resolved is None and i.state != "resolved")]
+    blocks = []
+    for i in current:
+        blocks.append(
+            f'<div class="incident" id="ops-incident-{escape(i.id)}"><b>{escape(i.summary_id or i.alertname)}</b> '
+            f"<small>{escape(i.id)} · {escape(i.state or 'belum diumumkan / not announced')}</small>"
+            f"{_updates_html(i, 'id', tz)}"
+            "<form method=post action=/ops><input type=hidden name=action value=incident_update>"
+            f'<input type=hidden name=incident value="{escape(i.id)}">'
+            f"<select name=state>{_options(STATES)}</select> "
+            f"<select name=severity>{_options(SEVERITIES, i.severity)}</select><br>"
+            f"{_checkboxes('affects', AFFECTS, i.affects)}<br>"
+            "<label>Kabar / message (ID) <input name=message_id required size=60></label><br>"
+            "<label>English <input name=message_en size=60></label> <button>umumkan / post</button></form></div>"
+        )
+    return (
+        "<h2>Gangguan / Incidents</h2>"
+        + ("".join(blocks) or "<p>Tidak ada gangguan terbuka / no open incident.</p>")
+        + "<form id=incident-open method=post action=/ops><input type=hidden name=action value=incident_open>"
+        "<b>Buka gangguan / open an incident</b><br>"
+        "<label>Judul / headline (ID) <input name=summary_id required size=50></label> "
+        "<label>English <input name=summary_en size=40></label><br>"
+        f"<select name=severity>{_options(SEVERITIES, 'major')}</select> {_checkboxes('affects', AFFECTS, [])}<br>"
+        "<label>Kabar pertama / first message (ID) <input name=message_id required size=60></label> "
+        "<label>English <input name=message_en size=40></label> <button>buka / open</button></form>"
+    )
+
+
+def helpdesk_section(folder: Path, incidents_folder: Path, tz: dt.tzinfo) -> str:
+    """The last reports from bidders (those not yet told back first), and the form for a new one."""
+    all_reports = helpdesk.reports(folder) if folder.is_dir() else []
+    shown = [r for r in all_reports if r.told is None] + [r for r in all_reports if r.told is not None][:10]
+    options = '<option value="">-</option>' + "".join(
+        f'<option value="{escape(i.id)}">{escape(i.summary_id or i.alertname)} ({escape(i.id[:15])})</option>'
+        for i in incidents(incidents_folder)[:20]
+    )
+
+    def told(r: helpdesk.Report) -> str:
+        if r.told:
+            return _when(r.told, tz)
+        return (
+            "<form method=post action=/ops><input type=hidden name=action value=helpdesk_told>"
+            f'<input type=hidden name=report value="{escape(r.id)}"><button>sudah dikabari / told</button></form>'
+        )
+
+    rows = "".join(
+        f"<tr><td>{_when(r.at, tz)}</td><td>{escape(r.reporter)}<br><small>{escape(r.contact)}</small></td>"
+        f"<td>{escape(r.summary)}</td><td>{helpdesk.URGENCIES[r.urgency][0]}</td><td>{helpdesk.IMPACTS[r.impact][0]}</td>"
+        f"<td>{escape(r.incident or '-')}</td><td>{told(r)}</td></tr>"
+        for r in shown
+    )
+    return (
+        f"<h2>Laporan helpdesk / Helpdesk reports</h2><p>{sum(r.told is None for r in all_reports)} belum dikabari / "
+        "not yet told back</p><table id=helpdesk><tr><th>masuk / in</th><th>pelapor / reporter</th><th>laporan</th>"
+        f"<th>urgensi</th><th>dampak</th><th>gangguan / incident</th><th>dikabari / told</th></tr>{rows}</table>"
+        "<form id=helpdesk-add method=post action=/ops><input type=hidden name=action value=helpdesk_add>"
+        "<label>Pelapor / reporter <input name=reporter required></label> "
+        "<label>Kontak / contact <input name=contact></label> "
+        f"<select name=channel>{''.join(f'<option>{c}</option>' for c in helpdesk.CHANNELS)}</select><br>"
+        "<label>Laporan / report <input name=summary required size=60></label><br>"
+        f"<select name=urgency>{_options(helpdesk.URGENCIES, 'medium')}</select> "
+        f"<select name=impact>{_options(helpdesk.IMPACTS, 'one')}</select> "
+        f"<label>gangguan / incident <select name=incident>{options}</select></label> "
+        "<button>catat / record</button></form>"
+    )
+
+
+def ops_action(records: Path, form: dict[str, list[str]], login: str, now: float) -> str:
+    """What a form on /ops asked for (visits, incidents and their updates, helpdesk reports); the
+    login that did it is kept. Returns what was done; ValueError/KeyError say what is wrong."""
+    one = {k: v[0] for k, v in form.items()}
+    action = one.get("action", "")
+    if action in ("enter", "leave"):
+        return record_visit(records / "visits", one, login, now)
+    if action == "incident_open":
+        i = open_incident(records / "incidents", one.get("summary_id", ""), one.get("summary_en", ""),
+                          one.get("severity", "major"), form.get("affects", []), one.get("message_id", ""),
+                          one.get("message_en", ""), login, now)  # fmt: skip
+        return f"incident {i.id} opened"
+    if action == "incident_update":
+        i = post_update(records / "incidents", one.get("incident", ""), one.get("state", ""),
+                        one.get("message_id", ""), one.get("message_en", ""), login, now, one.get("severity", ""),
+                        form.get("affects"))  # fmt: skip
+        return f"incident {i.id} {i.state}"
+    if action == "helpdesk_add":
+        r = helpdesk.add(records / "helpdesk", records / "incidents", one.get("reporter", ""), one.get("summary", ""),
+                         one.get("urgency", ""), one.get("impact", ""), now, one.get("contact", ""),
+                         one.get("channel", "telepon"), one.get("incident", ""), login)  # fmt: skip
+        return f"helpdesk report {r.id} recorded"
+    if action == "helpdesk_told":
+        return f"helpdesk report {helpdesk.told(records / 'helpdesk', one.get('report', ''), now).id} told back"
+    raise ValueError(f"unknown action {action!r}")
+
+
 def record_visit(folder: Path, form: dict[str, str], login: str, now: float) -> str:
     """A visit entered or left from the /ops form; the login that recorded it is kept. Returns what
     was done; ValueError/KeyError say what is wrong."""
@@ -527,8 +677,9 @@ def make_handler(s: Settings) -> type[BaseHTTPRequestHandler]:
             self._send(200, "ok\n", "text/plain")
 
         def _ops_form(self) -> None:
-            """The visits form: behind nginx's login (which names the operator); a browser's post
-            from another site is refused (the login alone would let it through)."""
+            """The forms of /ops (visits, incidents, helpdesk): behind nginx's login (which names the
+            operator); a browser's post from another site is refused (the login alone would let it
+            through)."""
             login = self.headers.get("X-Forwarded-User", "")
             origin = urllib.parse.urlsplit(self.headers.get("Origin", "")).netloc
             if not login:
@@ -540,9 +691,9 @@ def make_handler(s: Settings) -> type[BaseHTTPRequestHandler]:
                 self._send(403, "a form from another site is refused\n", "text/plain")
                 return
             size = int(self.headers.get("Content-Length", "0"))
-            form = {k: v[0] for k, v in urllib.parse.parse_qs(self.rfile.read(min(size, 1 << 16)).decode()).items()}
+            form = urllib.parse.parse_qs(self.rfile.read(min(size, 1 << 16)).decode())
             try:
-                done = record_visit(s.records_dir / "visits", form, login, time.time())
+                done = ops_action(s.records_dir, form, login, time.time())
             except (ValueError, KeyError) as e:
                 self._send(400, f"{e.args[0] if e.args else e}\n", "text/plain")
                 return

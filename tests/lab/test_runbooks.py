@@ -338,6 +338,38 @@ def test_visits_to_the_server_room_are_kept_on_the_monitoring_server(
     assert again.returncode == 1 and "already left" in again.stderr
 
 
+def test_on_call_tells_the_public_page_what_is_known_and_keeps_the_helpdesk_reports(
+    monitor: testinfra.host.Host, address: dict[str, str], provisioned: object
+) -> None:
+    """R14 from the checkout: an incident opened and updated with fab shows on the deployed public
+    page at once, each update with its time; a bidder's report is tied to it and answered."""
+    refused = fab("incident-open", "--summary-id", "Unggah gagal (lab)", "--message-id", "x", "--severity", "huge")
+    assert refused.returncode == 1 and "huge" in refused.stderr, refused.stdout + refused.stderr
+    res = fab("incident-open", "--summary-id", "Unggah dokumen penawaran gagal (lab)", "--message-id",
+              "Sedang kami periksa", "--affects", "upload", "--affects", "login", "--severity", "minor")  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    iid = res.stdout.split(":", 1)[0].strip()
+    try:
+        page = front_door(address["monitor"], "/")[1].decode()
+        live = re.search(rf'<div class="live" id="live-{re.escape(iid)}" data-severity="minor">(.*?)</div>', page)
+        assert live and "Sedang diselidiki</b>: Sedang kami periksa" in live[1] and "Masuk (login)" in live[1]
+        report = fab("helpdesk-report", "--reporter", "Budi (CV Maju)", "--summary", "Unggah penawaran gagal",
+                     "--urgency", "high", "--impact", "several", "--incident", iid)  # fmt: skip
+        assert report.returncode == 0, report.stdout + report.stderr
+        rid = report.stdout.split(":", 1)[0].strip()
+        assert rid in fab("helpdesk", "--open").stdout
+        assert monitor.file(f"/var/lib/lpse-ops/helpdesk/{rid}.json").user == "lpse-status"
+        assert fab("helpdesk-told", rid).returncode == 0 and rid not in fab("helpdesk", "--open").stdout
+    finally:
+        done = fab("incident-update", iid, "--state", "resolved", "--message-id", "Sudah normal kembali",
+                   "--message-en", "Back to normal")  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    page = front_door(address["monitor"], "/?lang=en")[1].decode()
+    assert f'id="live-{iid}"' not in page and "Resolved</b>: Back to normal" in page
+    again = fab("incident-update", iid, "--state", "monitoring", "--message-id", "lagi")
+    assert again.returncode == 1 and "open a new one" in again.stderr
+
+
 def test_the_ops_page_records_a_visit_with_the_login_and_shows_the_server_room(
     monitor: testinfra.host.Host, address: dict[str, str], provisioned: object
 ) -> None:

@@ -23,7 +23,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from lpse_status import report
+from lpse_status import helpdesk, report
 from lpse_status.availability import availability
 from lpse_status.incidents import explain, on_notification, postmortem
 from lpse_status.maintenance import maintenance_windows
@@ -324,7 +324,7 @@ def test_the_webhook_opens_records_only_with_alertmanagers_token(prometheus: str
         assert post({"Authorization": "Bearer " + "t" * 39}) == 401
         assert not (tmp_path / "incidents").exists() or not list((tmp_path / "incidents").iterdir())
         assert post({"Authorization": f"Bearer {token}"}) == 200
-        assert len(list((tmp_path / "incidents").iterdir())) == 1
+        assert len(list((tmp_path / "incidents").glob("*.json"))) == 1
     finally:
         server.shutdown()
         server.server_close()
@@ -612,3 +612,102 @@ def test_ops_form_records_visits_with_the_login_and_refuses_a_foreign_form(prome
 class NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args: object, **kwargs: object) -> None:
         return None
+
+
+def test_on_call_updates_reach_the_public_page_at_once_and_end_with_resolved(
+    prometheus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """R14: while SPSE is disrupted the public page says what is known, updated by on-call from the
+    command line (what `fab incident-update` runs) or the /ops form, each update with its time."""
+    from lpse_status.__main__ import main
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'prometheus_url = "{prometheus}"\nsite_name = "LPSE Uji"\nspse_instance = "spse"\n'
+                   f'records_dir = "{tmp_path}"\n')  # fmt: skip
+    base = ["--config", str(cfg), "incidents"]
+    s = settings(prometheus, tmp_path)
+    assert main([*base, "open", "--summary-id", " ", "--message-id", "x"]) == 1
+    assert "--summary-id" in capsys.readouterr().err and not list((tmp_path / "incidents").glob("*.json"))
+    opened = ["open", "--summary-id", "Unggah dokumen penawaran gagal", "--summary-en", "Bid uploads fail",
+              "--severity", "major", "--affects", "upload", "--message-id", "Sedang kami periksa.",
+              "--by", "sari"]  # fmt: skip
+    assert main([*base, *opened]) == 0
+    iid = capsys.readouterr().out.split(":")[0]
+    page = public_page(s, "id", now=END)
+    live = re.search(rf'<div class="live" id="live-{re.escape(iid)}" data-severity="major">(.*?)</div>', page)
+    assert live, page[:3000]
+    assert "Unggah dokumen penawaran gagal" in live[1] and "Gangguan besar" in live[1]
+    assert "Unggah dokumen penawaran" in live[1] and "Sedang diselidiki</b>: Sedang kami periksa." in live[1]
+    # English: the English words where given, the Indonesian ones where not.
+    en = public_page(s, "en", now=END)
+    assert "Bid uploads fail" in en and "Investigating</b>: Sedang kami periksa." in en
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(s))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+
+    def post(form: dict[str, str | list[str]]) -> tuple[int, str]:
+        req = urllib.request.Request(f"{url}/ops", data=urllib.parse.urlencode(form, doseq=True).encode(),
+                                     headers={"X-Forwarded-User": "budi"})  # fmt: skip
+        try:
+            with urllib.request.build_opener(NoRedirect).open(req, timeout=30) as r:
+                return r.status, r.read().decode()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read().decode()
+
+    try:
+        update: dict[str, str | list[str]] = {
+            "action": "incident_update", "incident": iid, "state": "identified", "severity": "critical",
+            "affects": ["upload", "login"], "message_id": "Disk penyimpanan dokumen penuh.",
+            "message_en": "The document store's disk is full.",
+        }  # fmt: skip
+        assert post(update | {"state": "fixed"}) == (400, "state 'fixed' is not one of investigating, identified, "
+                                                          "monitoring, resolved\n")  # fmt: skip
+        assert post(update | {"message_id": ""})[0] == 400
+        assert post(update)[0] == 303
+        with urllib.request.urlopen(f"{url}/?lang=en", timeout=30) as r:
+            en = r.read().decode()
+        assert "The document store&#x27;s disk is full." in en and "Full outage" in en and "Logging in" in en
+        assert en.index("Identified</b>") < en.index("Investigating</b>"), "newest update first"
+        assert post(update | {"state": "resolved", "message_id": "Sudah normal kembali."})[0] == 303
+        code, text = post(update | {"state": "monitoring"})
+        assert code == 400 and "resolved" in text and "open a new one" in text
+    finally:
+        server.shutdown()
+        server.server_close()
+    (i,) = incidents(tmp_path / "incidents")
+    assert [u["state"] for u in i.updates] == ["investigating", "identified", "resolved"]
+    assert [u["by"] for u in i.updates] == ["sari", "budi", "budi"] and i.resolved == i.updates[-1]["at"]
+    page = public_page(s, "id", now=END)
+    assert 'class="live"' not in page, "a resolved incident is no longer ongoing"
+    past = re.search(rf'<div class="incident" id="incident-{re.escape(iid)}">(.*?)</div>', page)
+    assert past and "Selesai</b>: Sudah normal kembali." in past[1]
+
+
+def test_helpdesk_reports_are_kept_tied_to_incidents_and_answered(
+    prometheus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from lpse_status.__main__ import main
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'prometheus_url = "{prometheus}"\nsite_name = "LPSE Uji"\nspse_instance = "spse"\n'
+                   f'records_dir = "{tmp_path}"\n')  # fmt: skip
+    base = ["--config", str(cfg), "helpdesk"]
+    report = ["add", "--reporter", "Budi (CV Maju Jaya)", "--contact", "0812-000", "--summary",
+              "Tidak bisa unggah penawaran tender 77", "--urgency", "high", "--impact", "several"]  # fmt: skip
+    assert main([*base, *report, "--incident", "nope"]) == 1
+    assert "no incident 'nope'" in capsys.readouterr().err and not (tmp_path / "helpdesk").exists()
+    assert main([*base, *report]) == 0
+    rid = capsys.readouterr().out.split(":")[0]
+    assert main(["--config", str(cfg), "incidents", "open", "--summary-id", "Unggah gagal", "--message-id", "x"]) == 0
+    iid = capsys.readouterr().out.split(":")[0]
+    assert main([*base, "link", rid, iid]) == 0
+    assert main([*base, "list", "--open"]) == 0 and f"incident: {iid}" in capsys.readouterr().out
+    ops = ops_page(settings(prometheus, tmp_path), 1, now=END)
+    assert "1 belum dikabari / not yet told back" in ops and "Budi (CV Maju Jaya)" in ops and f'value="{rid}"' in ops
+    assert main([*base, "told", rid]) == 0
+    assert main([*base, "told", rid]) == 1 and "already answered" in capsys.readouterr().err
+    assert main([*base, "list", "--open"]) == 0 and rid not in capsys.readouterr().out
+    (r,) = helpdesk.reports(tmp_path / "helpdesk")
+    assert (r.reporter, r.urgency, r.impact, r.incident) == ("Budi (CV Maju Jaya)", "high", "several", iid)
+    assert r.told is not None and r.told >= r.at
