@@ -18,6 +18,7 @@ from pathlib import Path
 from lpse_status import helpdesk
 from lpse_status.incidents import AFFECTS, SEVERITIES, STATES, explain, open_incident, post_update, postmortem
 from lpse_status.maintenance import MaintenanceError, check, local_text, maintenance_windows, parse_blackouts, record
+from lpse_status.notices import incident_updated, maintenance_announced
 from lpse_status.prom import Prometheus
 from lpse_status.records import enter, incidents, leave, parse_time, visits, write_text
 from lpse_status.report import Quarter, build, lkpp_logs, render_html, write_pdf
@@ -140,11 +141,11 @@ def main(argv: list[str] | None = None) -> int:
         elif args.what == "open":
             i = open_incident(folder, args.summary_id, args.summary_en, args.severity, args.affects, args.message_id,
                               args.message_en, by, time.time())  # fmt: skip
-            print(f"{i.id}: open, on the public page")
+            print(f"{i.id}: open, on the public page; {incident_updated(s.board, i, time.time())}")
         elif args.what == "update":
             i = post_update(folder, args.id, args.state, args.message_id, args.message_en, by, time.time(),
                             args.severity, args.affects)  # fmt: skip
-            print(f"{i.id}: {i.state}, on the public page")
+            print(f"{i.id}: {i.state}, on the public page; {incident_updated(s.board, i, time.time())}")
         elif args.what == "explain":
             i = explain(folder, args.id, args.cause_id, args.cause_en, args.actions, args.publish)
             print(f"{i.id}: {'published' if i.published else 'saved (not published)'}")
@@ -237,6 +238,12 @@ def maintenance_command(s: Settings, args: argparse.Namespace) -> int:
             blackouts = parse_blackouts(json.loads(args.blackouts))
             plan = check(True, args.end, blackouts, args.force, now)
             done = record(folder, plan, now, args.reason_id, args.reason_en, args.hosts, args.by, args.dry_run)
+            new = f"{plan.end_epoch}.json"
+            if new in done.written and not args.dry_run:
+                window = json.loads((folder / new).read_text())
+                said = maintenance_announced(s.board, window, str(plan.end_epoch), now)
+                print(json.dumps(done.as_dict() | {"notice": said}))
+                return 0
         else:
             done = record(folder, check(False, None, [], False, now), now, dry_run=args.dry_run)
     except (MaintenanceError, OSError) as e:

@@ -29,10 +29,11 @@ from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from lpse_status import helpdesk
+from lpse_status import feeds, helpdesk
 from lpse_status.availability import Availability, availability
 from lpse_status.incidents import AFFECTS, SEVERITIES, STATES, on_notification, open_incident, post_update
 from lpse_status.maintenance import Maintenance, maintenance_windows, site_zone
+from lpse_status.notices import Board, MailSettings, deliver, incident_updated
 from lpse_status.power import record_power_cuts
 from lpse_status.prom import Prometheus, PrometheusError
 from lpse_status.records import Incident, Visit, enter, incidents, leave, visits
@@ -54,6 +55,12 @@ class Settings:
     target: float = 0.995  # the availability the LPSE promises (shown beside the figures)
     timezone: dt.tzinfo = WIB
     webhook_token: str = ""  # Alertmanager's bearer token; empty: the webhook refuses everything
+    public_url: str = ""  # the public page's address, as notices and the feed give it
+    mail: MailSettings = field(default_factory=MailSettings)
+
+    @property
+    def board(self) -> Board:
+        return Board(self.records_dir, self.mail, self.site_name, self.public_url, self.timezone)
 
     @classmethod
     def load(cls, path: Path) -> Settings:
@@ -69,6 +76,8 @@ class Settings:
             target=float(d.get("availability_target", 0.995)),
             timezone=site_zone(float(d.get("utc_offset_hours", 7))),
             webhook_token=str(d.get("webhook_token", "")),
+            public_url=str(d.get("public_url", "")),
+            mail=MailSettings.from_dict(d.get("notices", {})),
         )
 
 
@@ -193,19 +202,21 @@ def uptime_figures(prom: Prometheus, s: Settings, spans: list[tuple[float, float
     return [(d, availability(prom, s.spse_instance, now - d * 86400, now, s.step_s, spans)) for d in PERIODS_D]
 
 
-def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureCache | None = None) -> str:
-    now = now or time.time()
-    t = TEXT[lang]
+@dataclass(frozen=True)
+class Now:
+    """What the public page, the feed and the JSON say at one moment."""
+
+    at: float
+    state: str
+    figures: Figures
+    windows: list[Maintenance]
+    incidents: list[Incident]
+
+
+def public_now(s: Settings, now: float, cache: FigureCache | None = None) -> Now:
     prom = Prometheus(s.prometheus_url)
     windows = maintenance_windows(s.records_dir / "maintenance")
     spans = [(m.start, m.end) for m in windows]
-    parts = [
-        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{t['title']} — {escape(s.site_name)}</title><style>{STYLE}</style></head><body>",
-        f'<p style="text-align:right"><a id="lang" href="?lang={"en" if lang == "id" else "id"}">{t["other"]}</a></p>',
-        f"<h1>{t['title']}</h1><p>{escape(s.site_name)}</p>",
-    ]
     try:
         state = current_state(prom, s, windows, now)
         compute = functools.partial(uptime_figures, prom, s, spans, now)
@@ -213,6 +224,21 @@ def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureC
     except PrometheusError as e:
         log.warning("%s", e)
         state, figures = "unknown", []
+    public = [i for i in incidents(s.records_dir / "incidents") if i.published or i.updates]
+    return Now(now, state, figures, windows, public)
+
+
+def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureCache | None = None) -> str:
+    t = TEXT[lang]
+    snap = public_now(s, now or time.time(), cache)
+    now, state, figures, windows = snap.at, snap.state, snap.figures, snap.windows
+    parts = [
+        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{t['title']} — {escape(s.site_name)}</title><style>{STYLE}</style></head><body>",
+        f'<p style="text-align:right"><a id="lang" href="?lang={"en" if lang == "id" else "id"}">{t["other"]}</a></p>',
+        f"<h1>{t['title']}</h1><p>{escape(s.site_name)}</p>",
+    ]
     parts.append(
         f'<div id="state" class="banner state-{state}" data-state="{state}">{t[state]}</div>'
         f"<p><small>{t['checked']}: {_when(now, s.timezone)}</small></p>"
@@ -224,7 +250,7 @@ def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureC
                 f'<div id="maintenance" class="notice"><b>{t["maintenance"]}</b><br>{t["reason"]}: {escape(reason)}<br>'
                 f"{t['until']}: {_when(m.end, s.timezone)}</div>"
             )
-    for i in [i for i in incidents(s.records_dir / "incidents") if i.live]:
+    for i in [i for i in snap.incidents if i.live]:
         parts.append(_live_html(i, lang, s.timezone))
     parts.append(f"<h2>{t['uptime']}</h2>")
     if not figures:
@@ -247,7 +273,7 @@ def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureC
             )
         parts.append(f"</table><p><small>{t['target']}: {s.target * 100:.1f}%</small></p>")
     parts.append(f"<h2>{t['incidents']}</h2>")
-    shown = [i for i in incidents(s.records_dir / "incidents") if i.published or (i.updates and not i.live)]
+    shown = [i for i in snap.incidents if not i.live]
     if not shown:
         parts.append(f"<p>{t['no_incidents']}</p>")
     for i in shown:
@@ -576,9 +602,11 @@ def helpdesk_section(folder: Path, incidents_folder: Path, tz: dt.tzinfo) -> str
     )
 
 
-def ops_action(records: Path, form: dict[str, list[str]], login: str, now: float) -> str:
+def ops_action(board: Board, form: dict[str, list[str]], login: str, now: float) -> str:
     """What a form on /ops asked for (visits, incidents and their updates, helpdesk reports); the
-    login that did it is kept. Returns what was done; ValueError/KeyError say what is wrong."""
+    login that did it is kept. Returns what was done; ValueError/KeyError say what is wrong. An
+    incident's notice is queued; the board's mail loop sends it."""
+    records = board.records
     one = {k: v[0] for k, v in form.items()}
     action = one.get("action", "")
     if action in ("enter", "leave"):
@@ -587,12 +615,12 @@ def ops_action(records: Path, form: dict[str, list[str]], login: str, now: float
         i = open_incident(records / "incidents", one.get("summary_id", ""), one.get("summary_en", ""),
                           one.get("severity", "major"), form.get("affects", []), one.get("message_id", ""),
                           one.get("message_en", ""), login, now)  # fmt: skip
-        return f"incident {i.id} opened"
+        return f"incident {i.id} opened; {incident_updated(board, i, now, send_now=False)}"
     if action == "incident_update":
         i = post_update(records / "incidents", one.get("incident", ""), one.get("state", ""),
                         one.get("message_id", ""), one.get("message_en", ""), login, now, one.get("severity", ""),
                         form.get("affects"))  # fmt: skip
-        return f"incident {i.id} {i.state}"
+        return f"incident {i.id} {i.state}; {incident_updated(board, i, now, send_now=False)}"
     if action == "helpdesk_add":
         r = helpdesk.add(records / "helpdesk", records / "incidents", one.get("reporter", ""), one.get("summary", ""),
                          one.get("urgency", ""), one.get("impact", ""), now, one.get("contact", ""),
@@ -628,8 +656,10 @@ class _Labels(dict[str, str]):
         return ""
 
 
-def make_handler(s: Settings) -> type[BaseHTTPRequestHandler]:
+def make_handler(s: Settings, mail_now: threading.Event | None = None) -> type[BaseHTTPRequestHandler]:
+    """The pages and the forms; `mail_now` wakes the mail loop when a form queued a notice."""
     figures = FigureCache()
+    wake = mail_now or threading.Event()
 
     class Handler(BaseHTTPRequestHandler):
         server_version = "lpse-status"
@@ -641,6 +671,12 @@ def make_handler(s: Settings) -> type[BaseHTTPRequestHandler]:
                 if url.path == "/":
                     lang = "en" if q.get("lang", ["id"])[0] == "en" else "id"
                     self._send(200, public_page(s, lang, cache=figures))
+                elif url.path == "/status.json":
+                    data = feeds.status_json(s.site_name, s.public_url, s.target, public_now(s, time.time(), figures))
+                    self._send(200, json.dumps(data, ensure_ascii=False, indent=1), "application/json")
+                elif url.path == "/feed.atom":
+                    atom = feeds.atom(s.site_name, s.public_url, s.timezone, public_now(s, time.time(), figures))
+                    self._send(200, atom, "application/atom+xml; charset=utf-8")
                 elif url.path == "/ops":
                     hours = min(24 * 90, max(1.0, float(q.get("hours", ["24"])[0])))
                     self._send(200, ops_page(s, hours))
@@ -693,7 +729,8 @@ def make_handler(s: Settings) -> type[BaseHTTPRequestHandler]:
             size = int(self.headers.get("Content-Length", "0"))
             form = urllib.parse.parse_qs(self.rfile.read(min(size, 1 << 16)).decode())
             try:
-                done = ops_action(s.records_dir, form, login, time.time())
+                done = ops_action(s.board, form, login, time.time())
+                wake.set()
             except (ValueError, KeyError) as e:
                 self._send(400, f"{e.args[0] if e.args else e}\n", "text/plain")
                 return
@@ -718,23 +755,35 @@ def make_handler(s: Settings) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
-POWER_CUT_CHECK_S = 60
+CHECK_S = 60  # power cuts and the outbox, every minute (the outbox sooner when a form wakes it)
 
 
-def watch_power_cuts(s: Settings, stop: threading.Event) -> None:
-    """Every minute: an incident record for each power-off whose host is back (lpse_status.power)."""
-    while not stop.wait(POWER_CUT_CHECK_S):
-        try:
-            made = record_power_cuts(Prometheus(s.prometheus_url), s.records_dir / "incidents", time.time())
-        except (PrometheusError, OSError) as e:
-            log.warning("power cuts: %s", e)
-            continue
-        for incident_id in made:
-            log.info("power cuts: incident %s recorded from the UPS's timeline", incident_id)
+def background(s: Settings, wake: threading.Event, stop: threading.Event) -> None:
+    """An incident record for each power-off whose host is back (lpse_status.power), and the
+    notices in the outbox sent (lpse_status.notices)."""
+    next_power = 0.0
+    while not stop.is_set():
+        if time.monotonic() >= next_power:
+            next_power = time.monotonic() + CHECK_S
+            try:
+                made = record_power_cuts(Prometheus(s.prometheus_url), s.records_dir / "incidents", time.time())
+            except (PrometheusError, OSError) as e:
+                log.warning("power cuts: %s", e)
+            else:
+                for incident_id in made:
+                    log.info("power cuts: incident %s recorded from the UPS's timeline", incident_id)
+        if s.mail.to:
+            try:
+                deliver(s.records_dir, s.mail)
+            except OSError as e:
+                log.warning("notices: %s", e)
+        wake.wait(max(0.0, next_power - time.monotonic()))
+        wake.clear()
 
 
 def serve(s: Settings) -> None:
-    server = ThreadingHTTPServer((s.listen, s.port), make_handler(s))
+    wake = threading.Event()
+    server = ThreadingHTTPServer((s.listen, s.port), make_handler(s, wake))
     log.info("lpse-status on http://%s:%d (Prometheus %s)", s.listen, s.port, s.prometheus_url)
-    threading.Thread(target=watch_power_cuts, args=(s, threading.Event()), daemon=True).start()
+    threading.Thread(target=background, args=(s, wake, threading.Event()), daemon=True).start()
     server.serve_forever()

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 import testinfra
 from conftest import LAB_CA, REPO, front_door, ops_login, run_playbook
-from lpse_lab import lab
+from lpse_lab import lab, oncall
 from lpse_lab.cli import DRIVE_NAME, LPSE_BACKUP, ansible_env, lab_secrets
 
 pytestmark = pytest.mark.lab
@@ -299,11 +299,16 @@ def test_maintenance_is_recorded_and_refused_in_a_tender_closing_blackout(
     record = json.loads(monitor.file(f"{RECORDS}/{epoch}.json").content_string)
     assert record["ended_at"] and dt.datetime.fromisoformat(record["ended_at"]) <= dt.datetime.now(dt.UTC)
 
-    # The same through fab, outside any blackout: a reason with spaces and quotes arrives as typed.
+    # The same through fab, outside any blackout: a reason with spaces and quotes arrives as typed,
+    # and the Pokja and the ULP are told by mail.
     end2 = (now + dt.timedelta(minutes=20)).isoformat()
     try:
+        t0 = time.time()
         res = fab("maintenance-on", "--end", end2, "--reason-id", 'Ganti disk "sda"', "--yes")
         assert res.returncode == 0, res.stdout[-3000:] + res.stderr
+        mail = oncall.wait_for(lambda: oncall.mails(lab.ONCALL_DIR, t0), lambda m: "Pemeliharaan SPSE" in m.subject,
+                               60)  # fmt: skip
+        assert mail is not None and 'Alasan: Ganti disk "sda"' in mail.body, "no maintenance notice by mail"
         record = json.loads(
             monitor.file(f"{RECORDS}/{int(dt.datetime.fromisoformat(end2).timestamp())}.json").content_string
         )
@@ -345,11 +350,19 @@ def test_on_call_tells_the_public_page_what_is_known_and_keeps_the_helpdesk_repo
     page at once, each update with its time; a bidder's report is tied to it and answered."""
     refused = fab("incident-open", "--summary-id", "Unggah gagal (lab)", "--message-id", "x", "--severity", "huge")
     assert refused.returncode == 1 and "huge" in refused.stderr, refused.stdout + refused.stderr
+    t0 = time.time()
     res = fab("incident-open", "--summary-id", "Unggah dokumen penawaran gagal (lab)", "--message-id",
               "Sedang kami periksa", "--affects", "upload", "--affects", "login", "--severity", "minor")  # fmt: skip
     assert res.returncode == 0, res.stdout + res.stderr
     iid = res.stdout.split(":", 1)[0].strip()
+    assert "notice sent to pokja@lab.lpse, ulp@lab.lpse" in res.stdout, res.stdout
     try:
+        # The Pokja and the ULP are told through the site's relay (STARTTLS, a login).
+        mail = oncall.wait_for(lambda: oncall.mails(lab.ONCALL_DIR, t0),
+                               lambda m: "Unggah dokumen penawaran gagal (lab)" in m.subject, 60)  # fmt: skip
+        assert mail is not None and mail.recipients == ("pokja@lab.lpse", "ulp@lab.lpse")
+        assert mail.subject == "[LPSE Lab] Sedang diselidiki: Unggah dokumen penawaran gagal (lab)"
+        assert "Sedang kami periksa" in mail.body and "https://monitor/" in mail.body
         page = front_door(address["monitor"], "/")[1].decode()
         live = re.search(rf'<div class="live" id="live-{re.escape(iid)}" data-severity="minor">(.*?)</div>', page)
         assert live and "Sedang diselidiki</b>: Sedang kami periksa" in live[1] and "Masuk (login)" in live[1]

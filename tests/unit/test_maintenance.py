@@ -116,9 +116,10 @@ def test_records_kept_announced_again_ended_early_and_read_by_the_status_board(
     soon = dt.datetime.now(WIB).replace(microsecond=0) + dt.timedelta(hours=1)
     end = soon.isoformat()
     args = ("announce", "--end", end, "--reason-id", "Ganti disk", "--host", "spse", "--by", "sari")
+    nobody = "no notice: nobody to tell (status_board_notice_to is empty)"
     assert lpse_status(config, *args, capsys=capsys) == (
         0,
-        {"changed": True, "written": [f"{int(soon.timestamp())}.json"]},
+        {"changed": True, "written": [f"{int(soon.timestamp())}.json"], "notice": nobody},
     )
     first = json.loads((folder / f"{int(soon.timestamp())}.json").read_text())
     assert (first["end"], first["ended_at"], first["hosts"], first["announced_by"]) == (end, None, ["spse"], "sari")
@@ -130,8 +131,8 @@ def test_records_kept_announced_again_ended_early_and_read_by_the_status_board(
     # A later end: the first window ends now, the new one is recorded.
     later = soon + dt.timedelta(hours=1)
     code, done = lpse_status(config, "announce", "--end", later.isoformat(), capsys=capsys)
-    assert code == 0 and done == {"changed": True, "written": [f"{int(soon.timestamp())}.json",
-                                                                f"{int(later.timestamp())}.json"]}  # fmt: skip
+    written = [f"{int(soon.timestamp())}.json", f"{int(later.timestamp())}.json"]
+    assert code == 0 and done == {"changed": True, "written": written, "notice": nobody}
     old, new = maintenance_windows(folder)
     assert old.ended is not None and not old.active(dt.datetime.now(WIB).timestamp() + 1) and new.ended is None
     assert new.reason_id == "Pemeliharaan terjadwal server SPSE"

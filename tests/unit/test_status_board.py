@@ -23,7 +23,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
-from lpse_status import helpdesk, report
+from lpse_status import feeds, helpdesk, report
 from lpse_status.availability import availability
 from lpse_status.incidents import explain, on_notification, postmortem
 from lpse_status.maintenance import maintenance_windows
@@ -31,7 +31,7 @@ from lpse_status.power import record_power_cuts
 from lpse_status.prom import Prometheus, PrometheusError
 from lpse_status.records import Incident, incidents, visits
 from lpse_status.report import Quarter, build, render_html
-from lpse_status.web import Settings, current_state, make_handler, ops_page, public_page
+from lpse_status.web import Settings, current_state, make_handler, ops_page, public_now, public_page
 
 STEP = 10
 # A fixed past period (in 2026 Q4), kept by a retention far longer than the test will live.
@@ -711,3 +711,49 @@ def test_helpdesk_reports_are_kept_tied_to_incidents_and_answered(
     (r,) = helpdesk.reports(tmp_path / "helpdesk")
     assert (r.reporter, r.urgency, r.impact, r.incident) == ("Budi (CV Maju Jaya)", "high", "several", iid)
     assert r.told is not None and r.told >= r.at
+
+
+def test_the_json_status_and_the_atom_feed_say_what_the_page_says(prometheus: str, tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    from lpse_status.incidents import open_incident, post_update
+
+    s = dataclasses.replace(settings(prometheus, tmp_path), public_url="https://status.lpse.test/")
+    live = open_incident(tmp_path / "incidents", "Login gagal", "Login fails", "minor", ["login"], "Diperiksa", "",
+                         "sari", END - 600)  # fmt: skip
+    done = open_incident(tmp_path / "incidents", "Unggah gagal", "", "major", ["upload"], "Diperiksa", "", "sari",
+                         END - 7200)  # fmt: skip
+    post_update(tmp_path / "incidents", done.id, "resolved", "Sudah normal", "", "sari", END - 3600)
+    draft = Incident(id="draft", alertname="SpseDown", instance="spse", severity="critical", first_failure=END - 50,
+                     alert_start=END - 40, notified=END - 30, resolved=None, recovered=None)  # fmt: skip
+    draft.save(tmp_path / "incidents")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(s))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        with urllib.request.urlopen(f"{url}/status.json", timeout=60) as r:
+            assert r.headers["Content-Type"] == "application/json"
+            data = json.loads(r.read())
+        with urllib.request.urlopen(f"{url}/feed.atom", timeout=60) as r:
+            assert r.headers["Content-Type"].startswith("application/atom+xml")
+            feed = ET.fromstring(r.read())
+    finally:
+        server.shutdown()
+        server.server_close()
+    # The real clock is past the test data's end: SPSE's state is unknown, as on the page.
+    assert (data["version"], data["site"], data["state"]) == (1, "LPSE Kota Uji", "unknown")
+    assert [i["id"] for i in data["open_incidents"]] == [live.id], "drafts no one announced stay internal"
+    assert data["open_incidents"][0]["affects"] == ["login"] and data["open_incidents"][0]["state"] == "investigating"
+    assert "by" not in data["open_incidents"][0]["updates"][0], "no staff names in public"
+    assert [i["id"] for i in data["recent_incidents"]] == [done.id]
+    assert [a["days"] for a in data["availability"]] == [1, 30, 90] and data["availability"][0]["ratio"] is None
+    # At the end of the test data: the hand-worked figures (30 min and 20 min down over 3 days).
+    at_end = feeds.status_json(s.site_name, s.public_url, s.target, public_now(s, END))
+    day, month, _ = at_end["availability"]
+    assert at_end["state"] == "up" and day["ratio"] == pytest.approx(1 - 3000 / 86400, abs=2 * STEP / 86400)
+    assert month["ratio"] == pytest.approx(1 - 3000 / (END - START), abs=2 * STEP / 86400)
+    assert month["measured_since"] == dt.datetime.fromtimestamp(START, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ns = {"a": "http://www.w3.org/2005/Atom"}
+    titles = [e.findtext("a:title", namespaces=ns) for e in feed.findall("a:entry", ns)]
+    assert titles == ["[Sedang diselidiki] Login gagal", "[Selesai] Unggah gagal"], "newest update first"
+    assert "Selesai: Sudah normal" in (feed.findall("a:entry", ns)[1].findtext("a:content", namespaces=ns) or "")
