@@ -366,6 +366,11 @@ def test_on_call_tells_the_public_page_what_is_known_and_keeps_the_helpdesk_repo
         page = front_door(address["monitor"], "/")[1].decode()
         live = re.search(rf'<div class="live" id="live-{re.escape(iid)}" data-severity="minor">(.*?)</div>', page)
         assert live and "Sedang diselidiki</b>: Sedang kami periksa" in live[1] and "Masuk (login)" in live[1]
+        code, body = front_door(address["monitor"], "/status.json")
+        status = json.loads(body)
+        assert code == 200 and iid in [i["id"] for i in status["open_incidents"]] and status["state"] == "up"
+        code, body = front_door(address["monitor"], "/feed.atom")
+        assert code == 200 and b"[Sedang diselidiki] Unggah dokumen penawaran gagal (lab)" in body
         report = fab("helpdesk-report", "--reporter", "Budi (CV Maju)", "--summary", "Unggah penawaran gagal",
                      "--urgency", "high", "--impact", "several", "--incident", iid)  # fmt: skip
         assert report.returncode == 0, report.stdout + report.stderr
