@@ -9,6 +9,7 @@ maintenance" leaves the announced windows out of both the time and the downtime.
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from dataclasses import dataclass
 
@@ -86,3 +87,48 @@ def availability(
             maint_s += b - a
             up_maint += (b - a) * (up_share(prom, instance, a, b, step) or 0.0)
     return Availability(start, begin, end, share, maint_s, up_maint)
+
+
+@dataclass(frozen=True)
+class Day:
+    """One calendar day in the site's zone, as the public page's bar shows it."""
+
+    date: dt.date
+    start: float  # measured from: the day's start, or the first probe result
+    end: float  # the day's end, or now for today
+    up_share: float | None  # None: no probe result at all that day
+    maintenance_s: float = 0.0
+
+    @property
+    def down_s(self) -> float:
+        return 0.0 if self.up_share is None else (self.end - self.start) * (1 - self.up_share)
+
+
+def daily(prom: Prometheus, instance: str, tz: dt.tzinfo, now: float, step: float = 10, days: int = 90,
+          maintenance: list[tuple[float, float]] | None = None) -> list[Day]:  # fmt: skip
+    """The last `days` days (today last, up to now), each by the same rule as the figures: one
+    range query for the whole days, one for today, one for the day the probe first ran."""
+    today = dt.datetime.fromtimestamp(now, tz).date()
+    dates = [today - dt.timedelta(days=k) for k in range(days - 1, -1, -1)]
+    bounds = [(dt.datetime.combine(d, dt.time(), tz).timestamp(),
+               dt.datetime.combine(d + dt.timedelta(days=1), dt.time(), tz).timestamp()) for d in dates]  # fmt: skip
+    bounds[-1] = (bounds[-1][0], now)
+    first = first_probe(prom, instance, bounds[0][0], now, step)
+    shares: dict[float, float] = {}
+    if first is not None and len(bounds) > 1:
+        # A day at a time, evaluated at each day's end (days in the site's zone are 86,400 s).
+        expr = f"avg_over_time({_up(instance)}[86400s:{int(step)}s])"
+        for series in prom.query_range(expr, bounds[0][1], bounds[-2][1], 86400):
+            shares = dict(series.points)
+    out = []
+    for d, (start, end) in zip(dates, bounds, strict=True):
+        if first is None or end <= first:
+            share = None
+        elif start < first or end == now:  # the first day measured, or today: only what has been
+            start = max(start, first)
+            share = up_share(prom, instance, start, end, step)
+        else:
+            share = shares.get(end)
+        maint = sum(max(0.0, min(end, b) - max(start, a)) for a, b in maintenance or [])
+        out.append(Day(d, start, end, share, maint))
+    return out

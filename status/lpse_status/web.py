@@ -30,7 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 from lpse_status import feeds, helpdesk
-from lpse_status.availability import Availability, availability
+from lpse_status.availability import Availability, Day, availability, daily
 from lpse_status.incidents import AFFECTS, SEVERITIES, STATES, on_notification, open_incident, post_update
 from lpse_status.maintenance import Maintenance, maintenance_windows, site_zone
 from lpse_status.notices import Board, MailSettings, deliver, incident_updated
@@ -110,6 +110,10 @@ TEXT = {
         "live": "Gangguan yang sedang berlangsung",
         "affects": "Terdampak",
         "since": "sejak",
+        "days_title": "90 hari terakhir",
+        "minutes_down": "menit terganggu",
+        "minutes_maintenance": "menit pemeliharaan",
+        "today": "hari ini",
     },
     "en": {
         "title": "SPSE service status",
@@ -139,6 +143,10 @@ TEXT = {
         "live": "Ongoing disruption",
         "affects": "Affected",
         "since": "since",
+        "days_title": "Last 90 days",
+        "minutes_down": "minutes down",
+        "minutes_maintenance": "minutes of maintenance",
+        "today": "today",
     },
 }
 
@@ -151,6 +159,14 @@ table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #
 .incident{border-top:1px solid #ddd;padding:.5em 0}small{color:#555}
 .live{border-left:6px solid #c92a2a;padding:.6em 1em;background:#fff5f5;margin:.8em 0}
 .updates{list-style:none;padding-left:0}.updates li{margin:.3em 0}
+.days{display:flex;align-items:flex-end;gap:1px;height:44px;list-style:none;padding:0;margin:.5em 0 0}
+.days li{flex:1;height:var(--h);position:relative;border-radius:1px}.days a{display:block;height:100%}
+.day-full{background:#2b8a3e}.day-ok{background:#f59f00}.day-bad{background:#c92a2a}.day-none{background:#ced4da}
+.days .tip{display:none;position:absolute;top:calc(100% + 6px);left:50%;transform:translateX(-50%);white-space:nowrap;
+background:#343a40;color:#fff;padding:.2em .5em;border-radius:3px;font-size:.85em;z-index:1}
+.days li:hover .tip,.days li:focus-within .tip,.days li:target .tip{display:block}
+.days li:nth-child(-n+20) .tip{left:0;transform:none}.days li:nth-last-child(-n+20) .tip{left:auto;right:0;transform:none}
+.days-scale{display:flex;justify-content:space-between;margin:0}
 """
 
 
@@ -177,6 +193,12 @@ PERIODS_D = (1, 30, 90)  # the public uptime figures, in days
 Figures = list[tuple[int, Availability | None]]
 
 
+@dataclass(frozen=True)
+class Uptime:
+    figures: Figures  # over PERIODS_D
+    days: list[Day]  # a bar a day, the last 90
+
+
 @dataclass
 class FigureCache:
     """The public uptime figures, shared by the readers of one `ttl`: 90 days at the scrape step
@@ -187,10 +209,10 @@ class FigureCache:
     ttl: float = 60.0
     _key: tuple[tuple[float, float], ...] | None = None
     _at: float = 0.0
-    _figures: Figures = field(default_factory=list)
+    _figures: Uptime = field(default_factory=lambda: Uptime([], []))
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def get(self, spans: list[tuple[float, float]], now: float, compute: Callable[[], Figures]) -> Figures:
+    def get(self, spans: list[tuple[float, float]], now: float, compute: Callable[[], Uptime]) -> Uptime:
         key = tuple(spans)  # a maintenance window announced or ended changes the figures at once
         with self._lock:
             if key != self._key or not 0 <= now - self._at < self.ttl:
@@ -198,8 +220,9 @@ class FigureCache:
             return self._figures
 
 
-def uptime_figures(prom: Prometheus, s: Settings, spans: list[tuple[float, float]], now: float) -> Figures:
-    return [(d, availability(prom, s.spse_instance, now - d * 86400, now, s.step_s, spans)) for d in PERIODS_D]
+def uptime_figures(prom: Prometheus, s: Settings, spans: list[tuple[float, float]], now: float) -> Uptime:
+    figures = [(d, availability(prom, s.spse_instance, now - d * 86400, now, s.step_s, spans)) for d in PERIODS_D]
+    return Uptime(figures, daily(prom, s.spse_instance, s.timezone, now, s.step_s, PERIODS_D[-1], spans))
 
 
 @dataclass(frozen=True)
@@ -209,6 +232,7 @@ class Now:
     at: float
     state: str
     figures: Figures
+    days: list[Day]
     windows: list[Maintenance]
     incidents: list[Incident]
 
@@ -220,12 +244,12 @@ def public_now(s: Settings, now: float, cache: FigureCache | None = None) -> Now
     try:
         state = current_state(prom, s, windows, now)
         compute = functools.partial(uptime_figures, prom, s, spans, now)
-        figures = cache.get(spans, now, compute) if cache else compute()
+        uptime = cache.get(spans, now, compute) if cache else compute()
     except PrometheusError as e:
         log.warning("%s", e)
-        state, figures = "unknown", []
+        state, uptime = "unknown", Uptime([], [])
     public = [i for i in incidents(s.records_dir / "incidents") if i.published or i.updates]
-    return Now(now, state, figures, windows, public)
+    return Now(now, state, uptime.figures, uptime.days, windows, public)
 
 
 def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureCache | None = None) -> str:
@@ -272,6 +296,8 @@ def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureC
                 f"<td class=pct>{a.up_share * 100:.2f}%</td><td>{a.excluding_maintenance * 100:.2f}%</td></tr>"
             )
         parts.append(f"</table><p><small>{t['target']}: {s.target * 100:.1f}%</small></p>")
+    if snap.days:
+        parts.append(days_html(snap.days, lang, s.target))
     parts.append(f"<h2>{t['incidents']}</h2>")
     shown = [i for i in snap.incidents if not i.live]
     if not shown:
@@ -287,6 +313,42 @@ def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureC
         parts.append("</ul>")
     parts.append("</body></html>")
     return "".join(parts)
+
+
+def _day_class(d: Day, target: float) -> str:
+    if d.up_share is None:
+        return "none"
+    if d.down_s < 60:
+        return "full"  # under a minute down: nothing a bidder would have seen
+    return "ok" if d.up_share >= target else "bad"
+
+
+def days_html(days: list[Day], lang: str, target: float) -> str:
+    """A bar a day, today last: its height the day's availability, its colour green, yellow (down
+    some minutes, still at the target) or red (under it), grey without data. Each bar says its day,
+    availability and minutes down when hovered, tapped (a link to itself: :target) or reached with
+    the keyboard (:focus-within), all without JavaScript, and to a screen reader (aria-label)."""
+    t = TEXT[lang]
+    bars = []
+    for d in days:
+        date = d.date.strftime("%d-%m-%Y")
+        if d.up_share is None:
+            said = f"{date}: {t['no_data']}"
+        else:
+            said = f"{date}: {d.up_share * 100:.2f}%, {round(d.down_s / 60)} {t['minutes_down']}"
+            if d.maintenance_s:
+                said += f" ({round(d.maintenance_s / 60)} {t['minutes_maintenance']})"
+        height = 100 if d.up_share is None else max(8, round(100 * d.up_share**8))  # a bad day stands out
+        day = d.date.isoformat()
+        bars.append(
+            f'<li class="day-{_day_class(d, target)}" id="d-{day}" data-day="{day}" style="--h:{height}%">'
+            f'<a href="#d-{day}" aria-label="{escape(said)}"><span class="tip">{escape(said)}</span></a></li>'
+        )
+    return (
+        f'<h2>{t["days_title"]}</h2><ol id="days" class="days" aria-label="{t["days_title"]}">{"".join(bars)}</ol>'
+        f'<p class="days-scale"><small>{days[0].date.strftime("%d-%m-%Y")}</small>'
+        f"<small>{t['today']}</small></p>"
+    )
 
 
 def _words(lang: str, indonesian: str, english: str) -> str:

@@ -5,6 +5,7 @@ the banner's colour, and against what the lab's SPSE is really doing."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 import urllib.error
@@ -20,6 +21,7 @@ from PIL import Image
 pytestmark = pytest.mark.lab
 
 GREEN, RED = (0x2B, 0x8A, 0x3E), (0xC9, 0x2A, 0x2A)
+GREY_BAR, TIP = (0xCE, 0xD4, 0xDA), (0x34, 0x3A, 0x40)  # a day without data; a bar's tip
 
 
 def get(address: str, path: str, auth: tuple[str, str] | None = None) -> tuple[int, str]:
@@ -103,6 +105,24 @@ def test_the_page_in_chromium_turns_red_when_spse_goes_down(
     ops = chromium(f"https://ops:{password}@monitor/ops", tmp_path / "ops.png", address["monitor"])
     colours = ops.getcolors(maxcolors=1 << 16) or []
     assert any(c[1] == (0x1B, 0x6A, 0xC9) for c in colours), "no graph line drawn in the operations view"
+
+
+def test_ninety_days_of_bars_in_chromium_each_says_its_minutes_when_tapped(
+    address: dict[str, str], provisioned: object, tmp_path: Path
+) -> None:
+    """A bar a day, grey before the lab's first probe, coloured since; a tap on one (a link to
+    itself, no JavaScript) shows its day, availability and minutes down."""
+    body = wait_state(address["monitor"], "up")
+    days = re.findall(r'<li class="day-(\w+)" id="d-([\d-]+)"', body)
+    assert len(days) == 90 and days[-1][0] != "none" and days[0][0] == "none", days[-3:]
+    today = days[-1][1]
+    tip = re.search(rf'id="d-{today}".*?<span class="tip">([^<]*)</span>', body)
+    assert tip and re.fullmatch(r"\d\d-\d\d-\d{4}: \d+\.\d\d%, \d+ menit terganggu.*", tip[1]), tip
+    plain = chromium("https://monitor/", tmp_path / "days.png", address["monitor"])
+    assert share_of(plain, GREY_BAR, (0, 0, 900, 700)) > 0.002, "no grey bars for the days before the lab"
+    assert share_of(plain, TIP, (0, 0, 900, 700)) < 0.0005, "a tip shows without being asked"
+    tapped = chromium(f"https://monitor/#d-{today}", tmp_path / "tapped.png", address["monitor"])
+    assert share_of(tapped, TIP, (0, 0, 900, 700)) > 0.002, "the tapped day's tip is not shown"
 
 
 def test_status_board_runs_hardened_and_listens_on_localhost_only(

@@ -219,16 +219,20 @@ def test_state_is_up_down_maintenance_or_unknown(prometheus: str, tmp_path: Path
     assert maintenance_windows(tmp_path) == []
 
 
+def save_window(folder: Path, start: float, end: float) -> None:
+    """A maintenance window's record, as playbooks/maintenance.yml writes it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{int(end)}.json").write_text(
+        json.dumps({"start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(start)),
+                    "end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(end)), "ended_at": None,
+                    "reason_id": "Ganti disk", "reason_en": "Disk replacement", "forced_over_blackouts": []})
+    )  # fmt: skip
+
+
 def test_public_page_in_both_languages_shows_the_figures_notice_and_explained_incidents(
     prometheus: str, tmp_path: Path
 ) -> None:
-    (tmp_path / "maintenance").mkdir()
-    start_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(MAINT[0]))
-    end_iso = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(MAINT[1]))
-    (tmp_path / "maintenance" / f"{MAINT[1]}.json").write_text(
-        json.dumps({"start": start_iso, "end": end_iso, "ended_at": None, "reason_id": "Ganti disk",
-                    "reason_en": "Disk replacement", "forced_over_blackouts": []})
-    )  # fmt: skip
+    save_window(tmp_path / "maintenance", *MAINT)
     Incident(
         id="2026-11-30-spsedown", alertname="SpseDown", instance="spse", severity="critical",
         first_failure=OUTAGE[0], alert_start=OUTAGE[0] + 20, notified=OUTAGE[0] + 25, resolved=OUTAGE[1] + 10,
@@ -757,3 +761,20 @@ def test_the_json_status_and_the_atom_feed_say_what_the_page_says(prometheus: st
     titles = [e.findtext("a:title", namespaces=ns) for e in feed.findall("a:entry", ns)]
     assert titles == ["[Sedang diselidiki] Login gagal", "[Selesai] Unggah gagal"], "newest update first"
     assert "Selesai: Sudah normal" in (feed.findall("a:entry", ns)[1].findtext("a:content", namespaces=ns) or "")
+
+
+def test_ninety_days_at_a_glance_a_bar_a_day_with_the_minutes_down(prometheus: str, tmp_path: Path) -> None:
+    """The test data in WIB: probes from 17-11 12:00 to 20-11 12:00, 30 + 20 minutes down on 20-11
+    (the 20 inside a 60-minute maintenance window); a day counts from midnight WIB."""
+    s = settings(prometheus, tmp_path)
+    save_window(tmp_path / "maintenance", *MAINT)
+    page = public_page(s, "id", now=END)
+    bars = re.findall(r'<li class="day-(\w+)" id="d-[\d-]+" data-day="([\d-]+)".*?aria-label="([^"]*)"', page)
+    assert len(bars) == 90 and bars[-1][1] == "2026-11-20" and bars[0][1] == "2026-08-23"
+    assert {b[0] for b in bars[:-4]} == {"none"} and bars[-5][2] == "16-11-2026: belum ada data"
+    assert [b[0] for b in bars[-4:]] == ["full", "full", "full", "bad"]
+    assert bars[-4][2] == "17-11-2026: 100.00%, 0 menit terganggu"  # measured from the first probe, 12:00
+    today = 12 * 3600
+    assert bars[-1][2] == f"20-11-2026: {(1 - 3000 / today) * 100:.2f}%, 50 menit terganggu (60 menit pemeliharaan)"
+    en = public_page(s, "en", now=END)
+    assert "20-11-2026: 93.06%, 50 minutes down (60 minutes of maintenance)" in en and "Last 90 days" in en
