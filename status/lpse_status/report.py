@@ -326,6 +326,16 @@ def _d(ts: float | None, tz: dt.tzinfo) -> str:
     return dt.datetime.fromtimestamp(ts, tz).strftime("%d-%m-%Y %H:%M") if ts else "-"
 
 
+def _gaps(a: Availability | None, tz: dt.tzinfo) -> str:
+    """What a figure leaves out or counts down for lack of data, said beside it."""
+    if a is None:
+        return "tidak ada data / no data"
+    notes = [f"diukur sejak / measured since {_d(a.measured_from, tz)}"] if a.measured_from > a.start + 60 else []
+    if a.missing_s >= 60:
+        notes.append(f"{a.missing_s / 60:.0f} menit tanpa data, dihitung terganggu / min. without data, counted down")
+    return "; ".join(notes) or "-"
+
+
 def _pct(a: Availability | None) -> str:
     return f"{a.up_share * 100:.2f}%" if a else "tidak ada data"
 
@@ -384,8 +394,14 @@ def render_html(r: Report) -> str:
                 if o.measured_from > o.start + 60
                 else ""
             )
-            + "</table><table><tr><th>Bulan / month</th><th>Ketersediaan</th></tr>"
-            + "".join(f"<tr><td>{m}</td><td>{_pct(a)}</td></tr>" for m, a in r.monthly)
+            + (
+                f'<tr><th>Tanpa data, dihitung terganggu / no data, counted down</th><td id="missing">'
+                f"{o.missing_s / 60:.0f} menit</td></tr>"
+                if o.missing_s >= 60
+                else ""
+            )
+            + "</table><table id=monthly><tr><th>Bulan / month</th><th>Ketersediaan</th><th>Catatan / note</th></tr>"
+            + "".join(f"<tr><td>{m}</td><td>{_pct(a)}</td><td>{_gaps(a, tz)}</td></tr>" for m, a in r.monthly)
             + "</table>"
         )
     parts.append('<h2>2. Gangguan <span class="en">Incidents</span></h2>')
@@ -491,8 +507,11 @@ def render_html(r: Report) -> str:
             f"({_d(end - 3600, tz)} – {dt.datetime.fromtimestamp(end, tz):%H:%M})</p>"
         )
     parts.append(
-        "<p><small>Ketersediaan dihitung dari probe halaman SPSE setiap langkah pengambilan data; langkah tanpa "
-        "data dihitung terganggu. Availability counts every probe step without a result as down.</small></p>"
+        "<p><small>Ketersediaan = hasil probe halaman SPSE yang menyatakan berjalan dibagi jumlah langkah "
+        "pengambilan data; langkah tanpa hasil dihitung terganggu sejak detik pertamanya, kecuali sebelum hasil "
+        'probe pertama situs (dicatat "diukur sejak"). Availability = probe results that said up over the '
+        "probe steps; a step without a result counts as down from its first second, except before the site's "
+        'first probe result (noted as "measured since").</small></p>'
         "</body></html>"
     )
     return "".join(parts)

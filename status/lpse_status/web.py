@@ -112,6 +112,7 @@ TEXT = {
         "since": "sejak",
         "days_title": "90 hari terakhir",
         "minutes_down": "menit terganggu",
+        "minutes_missing": "menit tanpa data pemantauan, dihitung terganggu",
         "minutes_maintenance": "menit pemeliharaan",
         "today": "hari ini",
     },
@@ -145,6 +146,7 @@ TEXT = {
         "since": "since",
         "days_title": "Last 90 days",
         "minutes_down": "minutes down",
+        "minutes_missing": "minutes without monitoring data, counted as down",
         "minutes_maintenance": "minutes of maintenance",
         "today": "today",
     },
@@ -165,7 +167,8 @@ table{border-collapse:collapse}td,th{padding:.3em .8em;border-bottom:1px solid #
 .days .tip{display:none;position:absolute;top:calc(100% + 6px);left:50%;transform:translateX(-50%);white-space:nowrap;
 background:#343a40;color:#fff;padding:.2em .5em;border-radius:3px;font-size:.85em;z-index:1}
 .days li:hover .tip,.days li:focus-within .tip,.days li:target .tip{display:block}
-.days li:nth-child(-n+20) .tip{left:0;transform:none}.days li:nth-last-child(-n+20) .tip{left:auto;right:0;transform:none}
+.days li:nth-child(-n+20) .tip{left:0;transform:none}
+.days li:nth-last-child(-n+20) .tip{left:auto;right:0;transform:none}
 .days-scale{display:flex;justify-content:space-between;margin:0}
 """
 
@@ -183,7 +186,10 @@ def current_state(prom: Prometheus, s: Settings, windows: list[Maintenance], now
     """up, down, maintenance or unknown (no probe result: the exporter or Prometheus is blind)."""
     if any(m.active(now) for m in windows):
         return "maintenance"
-    value = prom.value(f'max(lpse_spse_up{{instance="{s.spse_instance}"}})', at=now)
+    # The newest result of the last five steps (30 s at least), not Prometheus's 5-minute
+    # lookback: without a result that recent nobody can say SPSE is up.
+    recent = max(5 * s.step_s, 30)
+    value = prom.value(f'max(last_over_time(lpse_spse_up{{instance="{s.spse_instance}"}}[{recent:g}s]))', at=now)
     if value is None:
         return "unknown"
     return "up" if value >= 1 else "down"
@@ -291,6 +297,8 @@ def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureC
                 if a.measured_from > a.start + s.step_s
                 else ""
             )
+            if a.missing_s >= 60:
+                since += f" <small>({round(a.missing_s / 60)} {t['minutes_missing']})</small>"
             parts.append(
                 f'<tr data-window="{label}"><td>{t["last"]} {label}{since}</td>'
                 f"<td class=pct>{a.up_share * 100:.2f}%</td><td>{a.excluding_maintenance * 100:.2f}%</td></tr>"

@@ -40,6 +40,7 @@ START = END - 3 * 86400
 OUTAGE = (END - 6 * 3600, END - 6 * 3600 + 1800)  # 30 min down, 6 h before the end
 MAINT = (END - 3 * 3600, END - 2 * 3600)  # a 60-minute window...
 MAINT_DOWN = (END - 3 * 3600 + 600, END - 3 * 3600 + 600 + 1200)  # ...with 20 minutes down in it
+GAP = (END - 12 * 3600, END - 12 * 3600 + 420)
 
 
 def probe_value(t: int) -> int:
@@ -157,6 +158,9 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     lines = ["# TYPE lpse_spse_up gauge"]
     lines += [f'lpse_spse_up{{instance="spse",job="lpse"}} {probe_value(t)} {t}' for t in range(START, END + 1, STEP)]
     lines += ["# TYPE up gauge"] + [f'up{{instance="spse",job="lpse"}} 1 {t}' for t in range(START, END + 1, STEP)]
+    # Another SPSE whose monitoring was itself down for 7 minutes, and whose data ends 2 h early.
+    lines += [f'lpse_spse_up{{instance="gappy",job="lpse"}} 1 {t}' for t in range(START, END - 7200 + 1, STEP)
+              if not GAP[0] <= t < GAP[1]]  # fmt: skip
     lines += report_series() + room_series()
     (d / "data.om").write_text("\n".join(lines) + "\n# EOF\n")
     subprocess.run(
@@ -205,6 +209,22 @@ def test_availability_matches_the_known_outages(prometheus: str) -> None:
     # A period with no probe result at all has no figure rather than 0% or 100%.
     assert availability(prom, "spse", START - 10 * 86400, START - 9 * 86400, STEP) is None
     assert availability(prom, "other-host", END - 86400, END, STEP) is None
+
+
+def test_time_without_a_probe_result_counts_as_down_from_its_first_second(prometheus: str, tmp_path: Path) -> None:
+    """One rule for every gap: 7 minutes without results (Prometheus itself down) are 7 minutes
+    down, not 2 (a 5-minute lookback would carry the last result over); data that ends early counts
+    the rest down and says how much; only the time before the very first result is left out."""
+    prom = Prometheus(prometheus)
+    day = availability(prom, "gappy", END - 86400, END, STEP)
+    assert day is not None and day.measured_from == END - 86400
+    assert day.up_share == pytest.approx(1 - (420 + 7200) / 86400, abs=STEP / 86400)
+    assert day.missing_s == pytest.approx(420 + 7200, abs=STEP)
+    page = public_page(dataclasses.replace(settings(prometheus, tmp_path), spse_instance="gappy"), "en", now=END)
+    assert "127 minutes without monitoring data, counted as down" in page
+    month = availability(prom, "gappy", END - 30 * 86400, END, STEP)
+    assert month is not None and month.measured_from == pytest.approx(START, abs=STEP)
+    assert month.missing_s == pytest.approx(420 + 7200, abs=STEP), "the time before the first result is left out"
 
 
 def test_state_is_up_down_maintenance_or_unknown(prometheus: str, tmp_path: Path) -> None:
