@@ -15,11 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-from lpse_status import helpdesk
+from lpse_status import helpdesk, opendata
 from lpse_status.incidents import AFFECTS, SEVERITIES, STATES, explain, open_incident, post_update, postmortem
 from lpse_status.maintenance import MaintenanceError, check, local_text, maintenance_windows, parse_blackouts, record
 from lpse_status.notices import incident_updated, maintenance_announced
-from lpse_status.prom import Prometheus
+from lpse_status.prom import Prometheus, PrometheusError
 from lpse_status.records import enter, incidents, leave, parse_time, visits, write_text
 from lpse_status.report import Quarter, build, lkpp_logs, render_html, write_pdf
 from lpse_status.web import Settings, serve
@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     vout.add_argument("--at", help="ISO 8601 time with zone (default: now)")
     vlist = vsub.add_parser("list", help="every visit, oldest first")
     vlist.add_argument("--open", action="store_true", help="only those still inside")
+    od = sub.add_parser("open-data", help="a month's probe results, figures, digest and signature (the board "
+                        "writes each completed month's by itself)")  # fmt: skip
+    od.add_argument("--month", required=True, help="e.g. 2026-11")
+    od.add_argument("--out", type=Path, help="folder (default: <records_dir>/open-data, where the page links)")
     rep = sub.add_parser("report", help="the quarterly report (HTML and PDF, Bahasa Indonesia)")
     rep.add_argument("--quarter", required=True, help="e.g. 2026Q4")
     rep.add_argument("--out", type=Path, required=True, help="folder for laporan-spse-<quarter>.html and .pdf")
@@ -128,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         return maintenance_command(s, args)
     if args.command == "helpdesk":
         return helpdesk_command(s, args)
+    if args.command == "open-data":
+        return open_data_command(s, args.month, args.out or s.records_dir / "open-data")
     folder = s.records_dir / "incidents"
     by = getattr(args, "by", "") or os.environ.get("SUDO_USER") or getpass.getuser()
     try:
@@ -189,6 +195,19 @@ def visits_command(s: Settings, args: argparse.Namespace) -> int:
     except (KeyError, ValueError, OSError) as e:
         print(f"lpse-status visits: {e.args[0] if e.args else e}", file=sys.stderr)
         return 1
+    return 0
+
+
+def open_data_command(s: Settings, month: str, out: Path) -> int:
+    try:
+        f = opendata.export(Prometheus(s.prometheus_url, timeout=120), s.spse_instance, s.step_s, s.timezone,
+                            s.site_name, maintenance_windows(s.records_dir / "maintenance"), month,
+                            opendata.load_key(s.signing_key), out)  # fmt: skip
+    except (ValueError, OSError, PrometheusError) as e:
+        print(f"lpse-status open-data: {e}", file=sys.stderr)
+        return 1
+    said = "no probe result in it" if f.availability is None else f"availability {f.availability * 100:.2f}%"
+    print(f"{out}/ketersediaan-{month}.csv, .json, .sha256, .sha256.sig: {said}")
     return 0
 
 

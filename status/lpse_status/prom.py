@@ -49,12 +49,14 @@ class Prometheus:
         return dict(body["data"])
 
     def query(self, expr: str, at: float | None = None) -> list[Series]:
-        """An instant query; each series has one point."""
+        """An instant query; each series has one point (all its raw samples for a range selector)."""
         params = {"query": expr} | ({"time": f"{at:.3f}"} if at is not None else {})
         data = self._get("/api/v1/query", params)
         if data["resultType"] == "scalar":
             t, v = data["result"]
             return [Series({}, [(float(t), float(v))])]
+        if data["resultType"] == "matrix":  # a range selector: the raw samples, as stored
+            return [Series(r["metric"], [(float(t), float(v)) for t, v in r["values"]]) for r in data["result"]]
         return [Series(r["metric"], [(float(r["value"][0]), float(r["value"][1]))]) for r in data["result"]]
 
     def value(self, expr: str, at: float | None = None, default: float | None = None) -> float | None:

@@ -29,11 +29,12 @@ from html import escape
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from lpse_status import feeds, helpdesk
-from lpse_status.availability import Availability, Day, availability, daily
+from lpse_status import feeds, helpdesk, opendata
+from lpse_status.availability import Availability, Day, availability, daily, first_probe
 from lpse_status.incidents import AFFECTS, SEVERITIES, STATES, on_notification, open_incident, post_update
 from lpse_status.maintenance import Maintenance, maintenance_windows, site_zone
 from lpse_status.notices import Board, MailSettings, deliver, incident_updated
+from lpse_status.opendata import completed_months, load_key
 from lpse_status.power import record_power_cuts
 from lpse_status.prom import Prometheus, PrometheusError
 from lpse_status.records import Incident, Visit, enter, incidents, leave, visits
@@ -56,6 +57,7 @@ class Settings:
     timezone: dt.tzinfo = WIB
     webhook_token: str = ""  # Alertmanager's bearer token; empty: the webhook refuses everything
     public_url: str = ""  # the public page's address, as notices and the feed give it
+    signing_key: Path = Path("/etc/lpse-status/open-data.key")  # signs the open-data files (Ed25519)
     mail: MailSettings = field(default_factory=MailSettings)
 
     @property
@@ -77,6 +79,7 @@ class Settings:
             timezone=site_zone(float(d.get("utc_offset_hours", 7))),
             webhook_token=str(d.get("webhook_token", "")),
             public_url=str(d.get("public_url", "")),
+            signing_key=Path(d.get("signing_key", "/etc/lpse-status/open-data.key")),
             mail=MailSettings.from_dict(d.get("notices", {})),
         )
 
@@ -115,6 +118,14 @@ TEXT = {
         "minutes_missing": "menit tanpa data pemantauan, dihitung terganggu",
         "minutes_maintenance": "menit pemeliharaan",
         "today": "hari ini",
+        "monthly": "Ketersediaan per bulan",
+        "open_data": "Data terbuka",
+        "signature": "tanda tangan",
+        "public_key": "Kunci publik situs",
+        "recompute": "Hitung ulang sendiri: di CSV, jumlah baris bernilai 1 setelah awal bulan (atau hasil probe "
+        "pertama) dibagi lamanya dalam detik lalu dikali step_seconds (di JSON), paling besar 1; aturannya di JSON. "
+        "Periksa: sha256sum -c, lalu openssl pkeyutl -verify -pubin -inkey kunci-publik.pem -rawin -in "
+        "ketersediaan-BULAN.sha256 -sigfile ketersediaan-BULAN.sha256.sig.",
     },
     "en": {
         "title": "SPSE service status",
@@ -149,6 +160,14 @@ TEXT = {
         "minutes_missing": "minutes without monitoring data, counted as down",
         "minutes_maintenance": "minutes of maintenance",
         "today": "today",
+        "monthly": "Availability by month",
+        "open_data": "Open data",
+        "signature": "signature",
+        "public_key": "The site's public key",
+        "recompute": "Recompute it yourself: in the CSV, the rows equal to 1 after the month's start (or the first "
+        "probe result) divided by its length in seconds times step_seconds (in the JSON), at most 1; the rule is in "
+        "the JSON. Check: sha256sum -c, then openssl pkeyutl -verify -pubin -inkey kunci-publik.pem -rawin -in "
+        "ketersediaan-MONTH.sha256 -sigfile ketersediaan-MONTH.sha256.sig.",
     },
 }
 
@@ -306,6 +325,7 @@ def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureC
         parts.append(f"</table><p><small>{t['target']}: {s.target * 100:.1f}%</small></p>")
     if snap.days:
         parts.append(days_html(snap.days, lang, s.target))
+    parts.append(months_html(opendata.published(s.records_dir / "open-data"), lang, s.timezone))
     parts.append(f"<h2>{t['incidents']}</h2>")
     shown = [i for i in snap.incidents if not i.live]
     if not shown:
@@ -356,6 +376,28 @@ def days_html(days: list[Day], lang: str, target: float) -> str:
         f'<h2>{t["days_title"]}</h2><ol id="days" class="days" aria-label="{t["days_title"]}">{"".join(bars)}</ol>'
         f'<p class="days-scale"><small>{days[0].date.strftime("%d-%m-%Y")}</small>'
         f"<small>{t['today']}</small></p>"
+    )
+
+
+def months_html(months: list[tuple[str, opendata.Figures]], lang: str, tz: dt.tzinfo) -> str:
+    """Each completed month's figure with its open data: anyone can recompute it (R17)."""
+    if not months:
+        return ""
+    t = TEXT[lang]
+    rows = []
+    for month, f in months:
+        name = f"/data/ketersediaan-{month}"
+        figure = "-" if f.availability is None else f"{f.availability * 100:.2f}%"
+        excl = "-" if f.excluding_maintenance is None else f"{f.excluding_maintenance * 100:.2f}%"
+        rows.append(
+            f'<tr data-month="{month}"><td>{month}</td><td class=pct>{figure}</td><td>{excl}</td>'
+            f'<td><a href="{name}.csv">CSV</a> · <a href="{name}.json">JSON</a> · <a href="{name}.sha256">SHA-256</a>'
+            f' · <a href="{name}.sha256.sig">{t["signature"]}</a></td></tr>'
+        )
+    return (
+        f'<h2>{t["monthly"]}</h2><table id="months"><tr><th></th><th>{t["uptime"]}</th><th>{t["excl"]}</th>'
+        f"<th>{t['open_data']}</th></tr>{''.join(rows)}</table><p><small>{t['recompute']} "
+        f'<a href="/data/kunci-publik.pem">{t["public_key"]}</a></small></p>'
     )
 
 
@@ -744,6 +786,8 @@ def make_handler(s: Settings, mail_now: threading.Event | None = None) -> type[B
                 elif url.path == "/status.json":
                     data = feeds.status_json(s.site_name, s.public_url, s.target, public_now(s, time.time(), figures))
                     self._send(200, json.dumps(data, ensure_ascii=False, indent=1), "application/json")
+                elif url.path.startswith("/data/") and opendata.NAME.match(url.path.removeprefix("/data/")):
+                    self._send_file(s.records_dir / "open-data" / url.path.removeprefix("/data/"))
                 elif url.path == "/feed.atom":
                     atom = feeds.atom(s.site_name, s.public_url, s.timezone, public_now(s, time.time(), figures))
                     self._send(200, atom, "application/atom+xml; charset=utf-8")
@@ -810,6 +854,20 @@ def make_handler(s: Settings, mail_now: threading.Event | None = None) -> type[B
             self.send_header("Content-Length", "0")
             self.end_headers()
 
+        def _send_file(self, path: Path) -> None:
+            try:
+                data = path.read_bytes()
+            except OSError:
+                self._send(404, "not found\n", "text/plain")
+                return
+            kinds = {".csv": "text/csv; charset=utf-8", ".json": "application/json", ".pem": "application/x-pem-file",
+                     ".sha256": "text/plain; charset=utf-8", ".sig": "application/octet-stream"}  # fmt: skip
+            self.send_response(200)
+            self.send_header("Content-Type", kinds.get(path.suffix, "application/octet-stream"))
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
         def _send(self, code: int, body: str, ctype: str = "text/html; charset=utf-8") -> None:
             data = body.encode()
             self.send_response(code)
@@ -828,9 +886,26 @@ def make_handler(s: Settings, mail_now: threading.Event | None = None) -> type[B
 CHECK_S = 60  # power cuts and the outbox, every minute (the outbox sooner when a form wakes it)
 
 
+def write_open_data(s: Settings, now: float) -> list[str]:
+    """The files of every completed month since the first probe result that has none yet."""
+    prom = Prometheus(s.prometheus_url, timeout=120)
+    first = first_probe(prom, s.spse_instance, now - 366 * 86400, now, s.step_s)
+    if first is None:
+        return []
+    folder = s.records_dir / "open-data"
+    missing = [m for m in completed_months(first, now, s.timezone) if not (folder / f"ketersediaan-{m}.json").exists()]
+    if not missing:
+        return []
+    key, windows = load_key(s.signing_key), maintenance_windows(s.records_dir / "maintenance")
+    for month in missing:
+        opendata.export(prom, s.spse_instance, s.step_s, s.timezone, s.site_name, windows, month, key, folder)
+    return missing
+
+
 def background(s: Settings, wake: threading.Event, stop: threading.Event) -> None:
-    """An incident record for each power-off whose host is back (lpse_status.power), and the
-    notices in the outbox sent (lpse_status.notices)."""
+    """An incident record for each power-off whose host is back (lpse_status.power), each
+    completed month's open-data files (lpse_status.opendata), and the notices in the outbox sent
+    (lpse_status.notices)."""
     next_power = 0.0
     while not stop.is_set():
         if time.monotonic() >= next_power:
@@ -842,6 +917,11 @@ def background(s: Settings, wake: threading.Event, stop: threading.Event) -> Non
             else:
                 for incident_id in made:
                     log.info("power cuts: incident %s recorded from the UPS's timeline", incident_id)
+            try:
+                for month in write_open_data(s, time.time()):
+                    log.info("open data: %s written", month)
+            except (PrometheusError, OSError, ValueError) as e:
+                log.warning("open data: %s", e)
         if s.mail.to:
             try:
                 deliver(s.records_dir, s.mail)

@@ -125,6 +125,35 @@ def test_ninety_days_of_bars_in_chromium_each_says_its_minutes_when_tapped(
     assert share_of(tapped, TIP, (0, 0, 900, 700)) > 0.002, "the tapped day's tip is not shown"
 
 
+def test_a_months_open_data_is_served_signed_and_recomputable(
+    monitor: testinfra.host.Host, address: dict[str, str], provisioned: object, tmp_path: Path
+) -> None:
+    """The board's own month files (written for each completed month; here the running month, on
+    request), fetched through nginx as anyone would, checked with sha256sum and openssl."""
+    month = time.strftime("%Y-%m", time.gmtime(time.time() + 7 * 3600))
+    made = monitor.run(f"sudo -u lpse-status /opt/lpse-status/venv/bin/lpse-status open-data --month {month}")
+    assert made.rc == 0, made.stderr
+    assert monitor.file("/etc/lpse-status/open-data.key").mode == 0o640
+    assert monitor.file("/etc/lpse-status/open-data.key").group == "lpse-status"
+    name = f"ketersediaan-{month}"
+    for file in (f"{name}.csv", f"{name}.json", f"{name}.sha256", f"{name}.sha256.sig", "kunci-publik.pem"):
+        code, body = front_door(address["monitor"], f"/data/{file}")
+        assert code == 200, (file, code)
+        (tmp_path / file).write_bytes(body)
+    subprocess.run(["sha256sum", "-c", f"{name}.sha256"], cwd=tmp_path, check=True, capture_output=True)
+    verify = subprocess.run(["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "kunci-publik.pem", "-rawin",
+                             "-in", f"{name}.sha256", "-sigfile", f"{name}.sha256.sig"],
+                            cwd=tmp_path, capture_output=True, text=True)  # fmt: skip
+    assert "Signature Verified Successfully" in verify.stdout, verify.stdout + verify.stderr
+    meta = json.loads((tmp_path / f"{name}.json").read_text())
+    rows = (tmp_path / f"{name}.csv").read_text().splitlines()[1:]
+    begin = meta["figures"]["measured_from"]
+    up = sum(1 for r in rows if r.endswith(",1") and begin < float(r.split(",")[1]) <= meta["end_epoch_seconds"])
+    steps = (meta["end_epoch_seconds"] - begin) / meta["step_seconds"]
+    assert meta["figures"]["availability"] == min(1.0, up / steps) and meta["step_seconds"] == 2
+    assert front_door(address["monitor"], "/data/config.toml")[0] == 404
+
+
 def test_status_board_runs_hardened_and_listens_on_localhost_only(
     monitor: testinfra.host.Host, provisioned: object
 ) -> None:

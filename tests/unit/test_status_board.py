@@ -5,6 +5,7 @@ The availability the page shows must be the one worked out by hand here."""
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import datetime as dt
 import gzip
@@ -798,3 +799,65 @@ def test_ninety_days_at_a_glance_a_bar_a_day_with_the_minutes_down(prometheus: s
     assert bars[-1][2] == f"20-11-2026: {(1 - 3000 / today) * 100:.2f}%, 50 menit terganggu (60 menit pemeliharaan)"
     en = public_page(s, "en", now=END)
     assert "20-11-2026: 93.06%, 50 minutes down (60 minutes of maintenance)" in en and "Last 90 days" in en
+
+
+def test_a_months_figure_is_recomputed_from_its_open_data_file_alone(prometheus: str, tmp_path: Path) -> None:
+    """R17: the page's monthly figure links to the month's probe results; counting the CSV's rows
+    by the rule in its JSON gives the same figure, the digest checks, the site's key signed it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from lpse_status.web import write_open_data
+
+    key = tmp_path / "open-data.key"
+    key.write_bytes(Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))  # fmt: skip
+    s = dataclasses.replace(settings(prometheus, tmp_path), signing_key=key)
+    save_window(tmp_path / "maintenance", *MAINT)
+    december = dt.datetime(2026, 12, 2, tzinfo=dt.timezone(dt.timedelta(hours=7))).timestamp()
+    assert write_open_data(s, END) == [], "November has not ended yet"
+    assert write_open_data(s, december) == ["2026-11"]
+    assert write_open_data(s, december) == [], "a month is written once"
+    folder = tmp_path / "open-data"
+
+    # Recomputed here from the two files alone, by the rule the JSON states.
+    meta = json.loads((folder / "ketersediaan-2026-11.json").read_text())
+    rows = list(csv.DictReader((folder / "ketersediaan-2026-11.csv").open()))
+    start, end, step = meta["start_epoch_seconds"], meta["end_epoch_seconds"], meta["step_seconds"]
+    begin = max(start, min(float(r["epoch_seconds"]) for r in rows))
+    up = [float(r["epoch_seconds"]) for r in rows if begin < float(r["epoch_seconds"]) <= end and r["up"] == "1"]
+    recomputed = min(1.0, len(up) / ((end - begin) / step))
+    assert meta["figures"]["availability"] == pytest.approx(recomputed, abs=1e-12)
+    assert "step_seconds" in meta["rule_en"] and meta["maintenance_windows"] == [
+        {"start_epoch_seconds": MAINT[0], "end_epoch_seconds": MAINT[1]}
+    ]
+    # The same figure as the page's other figures give it (PromQL over the same month).
+    by_prometheus = availability(Prometheus(prometheus), "spse", start, end, STEP)
+    assert by_prometheus is not None and by_prometheus.up_share == pytest.approx(recomputed, abs=1e-9)
+    page = public_page(s, "id", now=december)
+    assert f'<tr data-month="2026-11"><td>2026-11</td><td class=pct>{recomputed * 100:.2f}%</td>' in page
+    assert 'href="/data/ketersediaan-2026-11.csv"' in page and 'href="/data/kunci-publik.pem"' in page
+
+    # The digest and the signature, checked with the tools anyone has.
+    subprocess.run(["sha256sum", "-c", "ketersediaan-2026-11.sha256"], cwd=folder, check=True, capture_output=True)
+    verify = ["openssl", "pkeyutl", "-verify", "-pubin", "-inkey", "kunci-publik.pem", "-rawin", "-in",
+              "ketersediaan-2026-11.sha256", "-sigfile", "ketersediaan-2026-11.sha256.sig"]  # fmt: skip
+    assert (
+        "Signature Verified Successfully" in subprocess.run(verify, cwd=folder, capture_output=True, text=True).stdout
+    )
+    with (folder / "ketersediaan-2026-11.csv").open("a") as f:
+        f.write("2026-11-30T00:00:00.00Z,1795971600.000,1\n")
+    assert subprocess.run(
+        ["sha256sum", "-c", "ketersediaan-2026-11.sha256"], cwd=folder, capture_output=True
+    ).returncode
+    # Served by the board, and nothing else from that folder.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(s))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/data"
+    try:
+        with urllib.request.urlopen(f"{url}/kunci-publik.pem", timeout=30) as r:
+            assert r.read().startswith(b"-----BEGIN PUBLIC KEY-----")
+        with pytest.raises(urllib.error.HTTPError):
+            urllib.request.urlopen(f"{url}/../config.toml", timeout=30)
+    finally:
+        server.shutdown()
+        server.server_close()
