@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from lpse_exporter.collectors.network import VIRTUAL_INTERFACES
+from lpse_exporter.collectors.schedule import DEFAULT_QUERY, ScheduleConfig
 from lpse_exporter.collectors.ups import UpsTarget
 from lpse_exporter.collectors.uptime import InternetTarget, SpseCheck, TlsTarget
 
@@ -39,6 +40,7 @@ class Config:
     internet: tuple[InternetTarget, ...] = ()
     tls: tuple[TlsTarget, ...] = ()
     ups: tuple[UpsTarget, ...] = ()
+    spse_schedule: ScheduleConfig | None = None
     room_temperature_file: Path | None = None
     room_temperature_name: str = "room"
     ipmi_sensors_file: Path | None = None
@@ -94,6 +96,19 @@ def parse(data: dict[str, Any]) -> Config:
                 Path(pw) if pw else None,
             )
         )
+    schedule = None
+    if "spse_schedule" in data:
+        sc = data["spse_schedule"]
+        if not _get(sc, "database", str, "spse_schedule."):
+            raise ConfigError("spse_schedule.database is required when [spse_schedule] is present (SPSE's database)")
+        query = _get(sc, "query", str, "spse_schedule.", DEFAULT_QUERY)
+        if ":window_start" not in query or ":window_end" not in query:
+            raise ConfigError("spse_schedule.query must use :window_start and :window_end (epoch seconds)")
+        schedule = ScheduleConfig(
+            sc["database"], query, _get(sc, "socket_dir", str, "spse_schedule.", "/var/run/postgresql"),
+            _get(sc, "port", int, "spse_schedule.", 5432), float(_get(sc, "timeout_seconds", (int, float),
+                                                                         "spse_schedule.", 5)),
+        )  # fmt: skip
     uplinks = {k: float(v) for k, v in _get(data, "uplinks_bps", dict, "", {}).items()}
     if any(v <= 0 for v in uplinks.values()):
         raise ConfigError("uplinks_bps values are the contracted bandwidth in bits per second and must be > 0")
@@ -113,6 +128,7 @@ def parse(data: dict[str, Any]) -> Config:
         internet=tuple(internet),
         tls=tuple(tls),
         ups=tuple(ups),
+        spse_schedule=schedule,
         room_temperature_file=Path(room) if (room := _get(data, "room_temperature_file", str, "", "")) else None,
         room_temperature_name=_get(data, "room_temperature_name", str, "", "room"),
         ipmi_sensors_file=Path(ipmi) if (ipmi := _get(data, "ipmi_sensors_file", str, "", "")) else None,

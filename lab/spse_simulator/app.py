@@ -59,7 +59,27 @@ CREATE TABLE IF NOT EXISTS audit_log (
     detail      text NOT NULL
 );
 CREATE INDEX IF NOT EXISTS penawaran_lelang_idx ON penawaran (lelang_id);
+-- A tender's schedule: each stage (tahap) open from mulai until selesai. The bid upload's end is
+-- the tender's closing; lpse-ops reads these (read-only) for its maintenance blackouts.
+CREATE TABLE IF NOT EXISTS jadwal (
+    id          bigserial PRIMARY KEY,
+    lelang_id   bigint NOT NULL REFERENCES lelang(id),
+    tahap       text NOT NULL,
+    mulai       timestamptz NOT NULL,
+    selesai     timestamptz NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jadwal_selesai_idx ON jadwal (selesai);
 """
+
+# The stages a generated tender gets, with their length in days, ending at the bid upload's close
+# (and the two after it).
+STAGES = (
+    ("Pengumuman Pascakualifikasi", -14, -7),
+    ("Download Dokumen Pemilihan", -14, 0),
+    ("Upload Dokumen Penawaran", -7, 0),
+    ("Pembukaan Dokumen Penawaran", 0, 1),
+    ("Masa Sanggah", 3, 6),
+)
 
 
 @dataclass(frozen=True)
@@ -303,6 +323,8 @@ def generate(
                 if row is None:
                     continue
                 n_tenders += 1
+                cur.execute("SELECT closes_at FROM lelang WHERE id = %s", (row[0],))
+                add_schedule(cur, row[0], cur.fetchone()[0])
                 for b in range(bids):
                     if written >= documents_bytes:  # budget spent: every bid keeps a real document
                         break
@@ -340,6 +362,36 @@ def generate(
     return {"tenders": n_tenders, "bids": n_bids, "documents_bytes": written}
 
 
+def add_schedule(cur: Any, tender_id: int, closes: datetime) -> None:
+    """A generated tender's stages; none ends within a day before or two days after now, so a test
+    decides the closings near it (`tender`) and a generated history never blocks maintenance."""
+    now = datetime.now(UTC)
+    for stage, start_days, end_days in STAGES:
+        if now - timedelta(days=1) < closes + timedelta(days=end_days) < now + timedelta(days=2):
+            continue
+        cur.execute(
+            "INSERT INTO jadwal (lelang_id, tahap, mulai, selesai) VALUES (%s, %s, %s, %s)",
+            (tender_id, stage, closes + timedelta(days=start_days), closes + timedelta(days=end_days)),
+        )
+
+
+def add_tender(cfg: Config, name: str, stage: str, opens: datetime, closes: datetime) -> str:
+    """One tender with one stage, as a test needs it (a closing at a known time); its code."""
+    migrate(cfg)
+    kode = f"T{int(time.time() * 1000) % 10**10:010d}"
+    with connect(cfg) as conn, conn.cursor() as cur:
+        cur.execute(
+            "INSERT INTO lelang (kode, nama, satker, pagu, closes_at) VALUES (%s, %s, 'Lab', 100000000, %s) "
+            "RETURNING id",
+            (kode, name, closes),
+        )
+        cur.execute(
+            "INSERT INTO jadwal (lelang_id, tahap, mulai, selesai) VALUES (%s, %s, %s, %s)",
+            (cur.fetchone()[0], stage, opens, closes),
+        )
+    return kode
+
+
 def parse_size(text: str) -> int:
     units = {"k": 1024, "m": 1024**2, "g": 1024**3}
     text = text.strip().lower().rstrip("b")
@@ -357,9 +409,18 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--documents-size", default="200M", help="document bytes to write, e.g. 2G")
     g.add_argument("--seed", type=int, default=int(time.time()))
     g.add_argument("--spread", action="store_true", help="a document for every bid, scaled down to fit the size")
+    t = sub.add_parser("tender", help="add one tender with one stage at given times (prints its code)")
+    t.add_argument("--name", required=True)
+    t.add_argument("--stage", default="Upload Dokumen Penawaran")
+    t.add_argument("--opens", required=True, help="ISO 8601 with zone")
+    t.add_argument("--closes", required=True, help="ISO 8601 with zone")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     cfg = Config.load(args.config)
+    if args.cmd == "tender":
+        opens, closes = datetime.fromisoformat(args.opens), datetime.fromisoformat(args.closes)
+        print(add_tender(cfg, args.name, args.stage, opens, closes))
+        return 0
     if args.cmd == "generate":
         result = generate(
             cfg, args.tenders, args.bids_per_tender, parse_size(args.documents_size), args.seed, args.spread

@@ -92,6 +92,21 @@ def parse_blackouts(items: Iterable[Any], source: str = "inventory") -> list[Bla
     return out
 
 
+def closing_blackouts(stages: Iterable[dict[str, Any]], before_s: float, after_s: float,
+                      zone: dt.tzinfo) -> list[Blackout]:  # fmt: skip
+    """A blackout around each closing in SPSE's own schedule (`lpse-exporter --spse-schedule`):
+    from `before_s` before it, when bidders rush to upload, until `after_s` after it."""
+    out = []
+    for s in stages:
+        closes = float(s["closes"])
+        start, end = closes - before_s, closes + after_s
+        when = dt.datetime.fromtimestamp(closes, zone)
+        reason = f"penutupan {s['stage']} tender {s['tender']} ({s['name']}) pukul {local_text(when)}"
+        out.append(Blackout(start, end, reason, "spse", dt.datetime.fromtimestamp(start, zone).isoformat(),
+                            dt.datetime.fromtimestamp(end, zone).isoformat()))  # fmt: skip
+    return out
+
+
 def overlapping(start: float, end: float, blackouts: Iterable[Blackout]) -> list[Blackout]:
     """The blackouts the window [start, end) shares at least a second with."""
     return [b for b in blackouts if b.start < end and b.end > start]

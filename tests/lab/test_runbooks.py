@@ -13,11 +13,12 @@ import shutil
 import subprocess
 import tarfile
 import time
+import urllib.parse
 from pathlib import Path
 
 import pytest
 import testinfra
-from conftest import LAB_CA, REPO, front_door, ops_login, run_playbook
+from conftest import LAB_CA, REPO, front_door, monitoring_api, ops_login, run_playbook
 from lpse_lab import lab, oncall
 from lpse_lab.cli import DRIVE_NAME, LPSE_BACKUP, ansible_env, lab_secrets
 
@@ -315,6 +316,42 @@ def test_maintenance_is_recorded_and_refused_in_a_tender_closing_blackout(
         assert record["reason_id"] == 'Ganti disk "sda"' and record["forced_over_blackouts"] == []
     finally:
         assert fab("maintenance-off", "--yes").returncode == 0
+
+
+def test_maintenance_is_refused_over_a_closing_in_spses_own_schedule(
+    spse: testinfra.host.Host, address: dict[str, str], provisioned: object
+) -> None:
+    """A tender closing that only SPSE's database knows of (none in the inventory): the exporter
+    reads it with its read-only login, Prometheus has it, and a window reaching into the two hours
+    before it is refused, naming the tender; one that ends before them is not refused for it."""
+    wib = dt.timezone(dt.timedelta(hours=7))
+    now = dt.datetime.now(wib).replace(microsecond=0)
+    closes = now + dt.timedelta(hours=6)  # clear of the other tests' windows (an hour at most)
+    code = spse.check_output(
+        "sudo -u spse SPSE_CONFIG=/etc/spse/application.conf python3 /opt/spse/current/spse-simulator.pyz tender "
+        f"--name 'Uji penutupan lab' --opens {(now - dt.timedelta(days=1)).isoformat()} --closes {closes.isoformat()}"
+    ).strip()
+    deadline, seen = time.monotonic() + 90, list[dict]()
+    while time.monotonic() < deadline and not seen:
+        query = urllib.parse.quote(f'lpse_spse_schedule_closing_timestamp_seconds{{tender="{code}"}}')
+        seen = monitoring_api(address["monitor"], "prometheus", f"api/v1/query?query={query}")["data"]["result"]
+        time.sleep(2)
+    assert seen and float(seen[0]["value"][1]) == closes.timestamp(), "the exporter did not report the closing"
+    assert seen[0]["metric"]["name"] == "Uji penutupan lab"
+    end = (closes - dt.timedelta(hours=2) + dt.timedelta(minutes=10)).isoformat()
+    refused = run_playbook("maintenance.yml", "-e", json.dumps({"maintenance": "on", "maintenance_end": end}))
+    assert refused.rc != 0, refused.output[-3000:]
+    assert f"tender {code} (Uji penutupan lab) pukul {closes.strftime('%d-%m-%Y %H:%M')} WIB" in refused.text
+    status = subprocess.run(
+        ["curl", "-sk", "-o", "/dev/null", "-w", "%{http_code}", "--resolve", f"spse:443:{address['spse']}",
+         "https://spse/eproc4/"], capture_output=True, text=True, timeout=30,
+    ).stdout  # fmt: skip
+    assert status == "200", "a refused window must not put the page up"
+    # The read-only login reads the schedule and nothing else.
+    denied = spse.run(
+        "sudo -u lpse-exporter psql -X -h /var/run/postgresql -d spse -c 'SELECT count(*) FROM penawaran'"
+    )
+    assert denied.rc != 0 and "permission denied" in denied.stderr
 
 
 def test_visits_to_the_server_room_are_kept_on_the_monitoring_server(

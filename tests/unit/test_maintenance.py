@@ -198,3 +198,30 @@ def test_the_playbook_checks_a_request_by_the_same_rules(tmp_path: Path) -> None
     naive = run_check_play(tmp_path, {"maintenance": "on", "maintenance_end": end[:-6]})
     assert naive.returncode != 0 and "has no time zone" in naive.stdout
     assert run_check_play(tmp_path, {"maintenance": "off"}).returncode == 0
+
+
+def test_a_closing_in_spses_schedule_is_a_blackout_from_two_hours_before_it() -> None:
+    """What `lpse-exporter --spse-schedule` reads, as the playbook's check takes it (the filter plugin)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("lpse_maintenance", REPO / "plugins/filter/lpse_maintenance.py")
+    assert spec and spec.loader
+    plugin = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(plugin)
+    closes = dt.datetime.now(WIB).replace(microsecond=0) + dt.timedelta(hours=5)
+    stage = {"tender": "A1", "name": "Rehabilitasi Gedung", "stage": "Upload Dokumen Penawaran", "opens": 0,
+             "closes": closes.timestamp()}  # fmt: skip
+    just_clear = (closes - dt.timedelta(hours=2)).isoformat()
+    assert plugin.lpse_maintenance_check("on", just_clear, [], False, [stage])["error"] == ""
+    over = (closes - dt.timedelta(hours=2) + dt.timedelta(seconds=1)).isoformat()
+    refused = plugin.lpse_maintenance_check("on", over, [], False, [stage])["error"]
+    assert "penutupan Upload Dokumen Penawaran tender A1 (Rehabilitasi Gedung)" in refused
+    assert f"pukul {closes.strftime('%d-%m-%Y %H:%M')} WIB" in refused and "maintenance_force" in refused
+    forced = plugin.lpse_maintenance_check("on", over, [], True, [stage])
+    assert forced["error"] == "" and forced["overlaps"][0]["source"] == "spse"
+    # In WITA the same closing reads an hour later on the clock.
+    wita = plugin.lpse_maintenance_check("on", over, [], False, [stage], offset_hours=8)["error"]
+    assert f"pukul {(closes + dt.timedelta(hours=1)).strftime('%d-%m-%Y %H:%M')} WITA" in wita
+    # A window after the closing's half hour is clear again.
+    after = dict(stage, closes=(dt.datetime.now(WIB) - dt.timedelta(minutes=31)).timestamp())
+    assert plugin.lpse_maintenance_check("on", just_clear, [], False, [after])["error"] == ""
