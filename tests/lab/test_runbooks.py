@@ -333,7 +333,7 @@ def test_maintenance_is_refused_over_a_closing_in_spses_own_schedule(
     ).strip()
     deadline, seen = time.monotonic() + 90, list[dict]()
     while time.monotonic() < deadline and not seen:
-        query = urllib.parse.quote(f'lpse_spse_schedule_closing_timestamp_seconds{{tender="{code}"}}')
+        query = urllib.parse.quote(f'lpse_spse_schedule_stage_closes_timestamp_seconds{{tender="{code}"}}')
         seen = monitoring_api(address["monitor"], "prometheus", f"api/v1/query?query={query}")["data"]["result"]
         time.sleep(2)
     assert seen and float(seen[0]["value"][1]) == closes.timestamp(), "the exporter did not report the closing"

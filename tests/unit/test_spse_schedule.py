@@ -62,13 +62,15 @@ def metrics(cfg: ScheduleConfig) -> str:
     return generate_latest(registry).decode()
 
 
-def test_the_closings_ahead_are_counted_and_the_next_day_named(spse_db: Cluster) -> None:
+def test_the_closings_ahead_are_counted_and_the_open_stages_named(spse_db: Cluster) -> None:
     text = metrics(config(spse_db))
     assert 'lpse_exporter_collector_success{collector="spse_schedule"} 1.0' in text
     for within, n in (("1h", 1), ("24h", 2), ("7d", 3)):
         assert f'lpse_spse_schedule_closings{{within="{within}"}} {n:.1f}' in text
-    named = [line for line in text.splitlines() if line.startswith("lpse_spse_schedule_closing_timestamp_seconds{")]
-    assert len(named) == 2 and 'name="Rehabilitasi Gedung Dinas"' in named[0] and 'tender="B2"' in named[1]
+    # Every stage open now or closing within a day, named: what Prometheus keeps of the schedule.
+    named = [x for x in text.splitlines() if x.startswith("lpse_spse_schedule_stage_closes_timestamp_seconds{")]
+    assert [x.split('tender="')[1].split('"')[0] for x in named] == ["A1", "B2", "C3"]
+    assert 'name="Rehabilitasi Gedung Dinas"' in named[0] and "lpse_spse_schedule_stage_opens_timestamp" in text
     (line,) = [x for x in text.splitlines() if x.startswith("lpse_spse_schedule_next_closing_timestamp_seconds ")]
     assert float(line.split()[1]) == pytest.approx(NOW + 1800, abs=1)
 

@@ -26,7 +26,7 @@ WHERE j.selesai > to_timestamp(:window_start) AND j.mulai < to_timestamp(:window
 ORDER BY j.selesai"""
 UNIT, RECORD = "\x1f", "\x1e"  # separators no tender name holds
 WITHIN = {"1h": 3600, "24h": 86400, "7d": 7 * 86400}
-NAMED = 20  # closings in the next 24 h named one by one (the notification lists them)
+STAGES_NAMED = 500  # stages named one by one (a busy LPSE has a few hundred tenders running)
 
 
 class ScheduleError(RuntimeError):
@@ -96,14 +96,19 @@ class ScheduleSource:
         )
         for label, seconds in WITHIN.items():
             closings.add_metric([label], sum(1 for s in ahead if s.closes <= now + seconds))
-        named = GaugeMetricFamily(
-            "lpse_spse_schedule_closing_timestamp_seconds",
-            "When a tender stage closes, for those closing within 24 h",
-            labels=["tender", "name", "stage"],
-        )
-        for s in [s for s in ahead if s.closes <= now + WITHIN["24h"]][:NAMED]:
-            named.add_metric([s.tender, s.name, s.stage], s.closes)
-        out: list[Metric] = [closings, named]
+        # Every stage open now or closing within 24 h, by its tender: the notification names them,
+        # and Prometheus keeps what was open when (the Berita Acara Gangguan reads it back).
+        current = [s for s in read_schedule(self.cfg, now, now + WITHIN["24h"]) if s.opens <= now or s.closes > now]
+        opens = GaugeMetricFamily("lpse_spse_schedule_stage_opens_timestamp_seconds",
+                                  "When a tender stage open now or closing within 24 h opens",
+                                  labels=["tender", "name", "stage"])  # fmt: skip
+        closes = GaugeMetricFamily("lpse_spse_schedule_stage_closes_timestamp_seconds",
+                                   "When a tender stage open now or closing within 24 h closes",
+                                   labels=["tender", "name", "stage"])  # fmt: skip
+        for s in current[:STAGES_NAMED]:
+            opens.add_metric([s.tender, s.name, s.stage], s.opens)
+            closes.add_metric([s.tender, s.name, s.stage], s.closes)
+        out: list[Metric] = [closings, opens, closes]
         if ahead:
             out.append(GaugeMetricFamily("lpse_spse_schedule_next_closing_timestamp_seconds",
                                          "When the next tender stage closes", value=ahead[0].closes))  # fmt: skip
