@@ -31,6 +31,7 @@ from lpse_status.svg import line_chart
 # What the alert watched, per alert name: the series whose failure and recovery date the incident.
 PROBES = {
     "SpseDown": 'max(lpse_spse_up{{instance="{instance}"}})',
+    "SpseDownAtClosing": 'max(lpse_spse_up{{instance="{instance}"}})',
     "SpseUnreachable": 'max(lpse_spse_up{{instance="{instance}"}})',
     "HostDown": 'max(up{{job="lpse",instance="{instance}"}})',
     "InternetDown": 'max(lpse_internet_probe_up{{instance="{instance}"}})',
