@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from lpse_status import helpdesk, opendata
+from lpse_status import berita_acara, helpdesk, opendata
 from lpse_status.incidents import AFFECTS, SEVERITIES, STATES, explain, open_incident, post_update, postmortem
 from lpse_status.maintenance import MaintenanceError, check, local_text, maintenance_windows, parse_blackouts, record
 from lpse_status.notices import incident_updated, maintenance_announced
@@ -105,6 +105,10 @@ def main(argv: list[str] | None = None) -> int:
     vout.add_argument("--at", help="ISO 8601 time with zone (default: now)")
     vlist = vsub.add_parser("list", help="every visit, oldest first")
     vlist.add_argument("--open", action="store_true", help="only those still inside")
+    ba = sub.add_parser("berita-acara", help="the Berita Acara Gangguan of an incident (HTML, PDF, the evidence)")
+    ba.add_argument("incident", help="its id (lpse-status incidents list)")
+    ba.add_argument("--out", type=Path, required=True, help="folder for berita-acara-<incident>.html/.pdf/.csv/.json")
+    ba.add_argument("--html-only", action="store_true", help="skip the PDF")
     od = sub.add_parser("open-data", help="a month's probe results, figures, digest and signature (the board "
                         "writes each completed month's by itself)")  # fmt: skip
     od.add_argument("--month", required=True, help="e.g. 2026-11")
@@ -132,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
         return maintenance_command(s, args)
     if args.command == "helpdesk":
         return helpdesk_command(s, args)
+    if args.command == "berita-acara":
+        return berita_acara_command(s, args.incident, args.out, not args.html_only)
     if args.command == "open-data":
         return open_data_command(s, args.month, args.out or s.records_dir / "open-data")
     folder = s.records_dir / "incidents"
@@ -195,6 +201,21 @@ def visits_command(s: Settings, args: argparse.Namespace) -> int:
     except (KeyError, ValueError, OSError) as e:
         print(f"lpse-status visits: {e.args[0] if e.args else e}", file=sys.stderr)
         return 1
+    return 0
+
+
+def berita_acara_command(s: Settings, incident: str, out: Path, pdf: bool) -> int:
+    try:
+        found = {i.id: i for i in incidents(s.records_dir / "incidents")}
+        if incident not in found:
+            raise KeyError(f"no incident {incident!r} (lpse-status incidents list shows them)")
+        cert = berita_acara.issue(Prometheus(s.prometheus_url, timeout=120), found[incident], s.office,
+                                  s.records_dir / "berita-acara", s.timezone, time.time())  # fmt: skip
+        paths = berita_acara.write(cert, s.office, s.public_url or s.site_name, s.timezone, out, pdf)
+    except (KeyError, ValueError, OSError, RuntimeError) as e:
+        print(f"lpse-status berita-acara: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return 1
+    print(f"{cert.number}: {len(cert.stages)} tender stage(s); " + ", ".join(str(p) for p in paths))
     return 0
 
 

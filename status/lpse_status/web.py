@@ -31,6 +31,7 @@ from pathlib import Path
 
 from lpse_status import feeds, helpdesk, opendata
 from lpse_status.availability import Availability, Day, availability, daily, first_probe
+from lpse_status.berita_acara import Office
 from lpse_status.incidents import AFFECTS, SEVERITIES, STATES, on_notification, open_incident, post_update
 from lpse_status.maintenance import Maintenance, maintenance_windows, site_zone
 from lpse_status.notices import Board, MailSettings, deliver, incident_updated
@@ -58,6 +59,7 @@ class Settings:
     webhook_token: str = ""  # Alertmanager's bearer token; empty: the webhook refuses everything
     public_url: str = ""  # the public page's address, as notices and the feed give it
     signing_key: Path = Path("/etc/lpse-status/open-data.key")  # signs the open-data files (Ed25519)
+    office: Office = field(default_factory=lambda: Office("LPSE"))  # who issues the Berita Acara Gangguan
     mail: MailSettings = field(default_factory=MailSettings)
 
     @property
@@ -80,6 +82,7 @@ class Settings:
             webhook_token=str(d.get("webhook_token", "")),
             public_url=str(d.get("public_url", "")),
             signing_key=Path(d.get("signing_key", "/etc/lpse-status/open-data.key")),
+            office=Office.from_dict(d.get("berita_acara", {}), d["site_name"]),
             mail=MailSettings.from_dict(d.get("notices", {})),
         )
 

@@ -4,6 +4,7 @@ the banner's colour, and against what the lab's SPSE is really doing."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import re
 import subprocess
@@ -218,6 +219,56 @@ def test_an_outage_becomes_an_incident_record_explained_on_the_public_page(
     assert exported.rc == 0, exported.stderr
     doc = monitor.file(f"/tmp/{iid}.html").content_string
     assert "Kronologi / Timeline" in doc and "<svg" in doc and "SPSE dijalankan kembali" in doc
+
+
+def test_the_berita_acara_of_an_outage_over_a_tender_closing(
+    spse: testinfra.host.Host, monitor: testinfra.host.Host, address: dict[str, str], provisioned: object,
+    tmp_path: Path,
+) -> None:  # fmt: skip
+    """SPSE stopped across a bid upload's closing that only SPSE's database knows of: the closing
+    alert opens the incident, and its Berita Acara Gangguan names that tender, with the start and
+    end of the outage to the second as the probe saw them; the PDF reads back."""
+    wib = dt.timezone(dt.timedelta(hours=7))
+    closes = dt.datetime.now(wib).replace(microsecond=0) + dt.timedelta(seconds=45)
+    code = spse.check_output(
+        "sudo -u spse SPSE_CONFIG=/etc/spse/application.conf python3 /opt/spse/current/spse-simulator.pyz tender "
+        f"--name 'Uji berita acara' --opens {(closes - dt.timedelta(days=1)).isoformat()} --closes {closes.isoformat()}"
+    ).strip()
+    folder = "/var/lib/lpse-ops/incidents"
+    before = set(monitor.run(f"ls {folder}").stdout.split())
+    time.sleep(6)  # the exporter has read the new stage (a scrape every 2 s)
+    stopped = time.time()
+    spse.run("systemctl stop spse")
+    try:
+        deadline, new = time.monotonic() + 60, set[str]()
+        while time.monotonic() < deadline and not new:
+            new = {f for f in set(monitor.run(f"ls {folder}").stdout.split()) - before if "SpseDownAtClosing" in f}
+            time.sleep(2)
+        assert new, "the closing alert opened no incident within 60 s"
+        time.sleep(max(0.0, closes.timestamp() + 15 - time.time()))  # the closing passes while SPSE is down
+    finally:
+        spse.run("systemctl start spse")
+    started = time.time()
+    (name,) = new
+    iid = name.removesuffix(".json")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not json.loads(monitor.file(f"{folder}/{name}").content_string)["resolved"]:
+        time.sleep(2)
+    made = monitor.run(f"sudo -u lpse-status /opt/lpse-status/venv/bin/lpse-status berita-acara {iid} --out /tmp/ba")
+    assert made.rc == 0, made.stderr
+    cert = json.loads(monitor.file(f"/tmp/ba/berita-acara-{iid}.json").content_string)
+    assert stopped <= cert["start"] <= stopped + 10 and started <= cert["end"] <= started + 15
+    assert cert["start"] <= closes.timestamp() <= cert["end"]
+    closed = [(s["tender"], s["name"]) for s in cert["stages"] if s["why"] == "ditutup selama gangguan"]
+    assert closed == [(code, "Uji berita acara")], cert["stages"]
+    for s in cert["stages"]:  # and any upload window listed was open across it
+        assert s["opens"] < cert["end"] and s["closes"] > cert["start"]
+    (tmp_path / "ba.pdf").write_bytes(monitor.file(f"/tmp/ba/berita-acara-{iid}.pdf").content)
+    text = subprocess.run(["pdftotext", "-layout", str(tmp_path / "ba.pdf"), "-"], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
+    assert "BERITA ACARA GANGGUAN" in text and code in text and cert["number"] in text
+    first = dt.datetime.fromtimestamp(cert["start"], wib).strftime("%H:%M:%S WIB")
+    assert first in text
 
 
 def test_quarterly_report_on_the_monitoring_host(monitor: testinfra.host.Host, provisioned: object) -> None:

@@ -69,6 +69,31 @@ POWER_EVENTS = {"ONBATT": CUT, "LOWBATT": CUT + 780, "SHUTDOWN_BEGIN": CUT + 781
 BOOT = CUT + 1200
 
 
+# SPSE's schedule as the exporter reports it (each stage while open or closing within a day): two
+# tenders the 30-minute outage touches (one closes in it, one's upload window is open across it)
+# and three it does not (a stage other than the upload open across it, one closing after, one
+# before).
+STAGES = [
+    ("A1", "Rehabilitasi Gedung", "Upload Dokumen Penawaran", START, OUTAGE[0] + 600),
+    ("B2", "Pengadaan Laptop", "Upload Dokumen Penawaran", START, END + 86400),
+    ("C3", "Jalan Desa", "Masa Sanggah", START, END + 3 * 86400),
+    ("D4", "Jembatan", "Pembukaan Dokumen Penawaran", START, OUTAGE[1] + 600),
+    ("E5", "Sumur Bor", "Pengumuman Pascakualifikasi", START, OUTAGE[0] - 60),
+]
+
+
+def schedule_series() -> list[str]:
+    out = []
+    for edge in ("opens", "closes"):
+        out.append(f"# TYPE lpse_spse_schedule_stage_{edge}_timestamp_seconds gauge")
+        for tender, name, stage, opens, closes in STAGES:
+            labels = f'instance="spse",tender="{tender}",name="{name}",stage="{stage}"'
+            value = opens if edge == "opens" else closes
+            out += [f"lpse_spse_schedule_stage_{edge}_timestamp_seconds{{{labels}}} {value} {t}"
+                    for t in range(START, min(END, closes) + 1, 60)]  # fmt: skip
+    return out
+
+
 def room_series() -> list[str]:
     out = ["# TYPE lpse_ups_status gauge"]
     for t in range(START, END + 1, 60):
@@ -162,7 +187,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # Another SPSE whose monitoring was itself down for 7 minutes, and whose data ends 2 h early.
     lines += [f'lpse_spse_up{{instance="gappy",job="lpse"}} 1 {t}' for t in range(START, END - 7200 + 1, STEP)
               if not GAP[0] <= t < GAP[1]]  # fmt: skip
-    lines += report_series() + room_series()
+    lines += report_series() + room_series() + schedule_series()
     (d / "data.om").write_text("\n".join(lines) + "\n# EOF\n")
     subprocess.run(
         ["promtool", "tsdb", "create-blocks-from", "openmetrics", str(d / "data.om"), str(d / "tsdb")],
@@ -861,3 +886,55 @@ def test_a_months_figure_is_recomputed_from_its_open_data_file_alone(prometheus:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_berita_acara_names_the_tenders_the_outage_touched_to_the_second(
+    prometheus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The 30-minute outage: the certificate says when it started and ended to the second (the
+    first failed and the first good probe result), names exactly A1 (closed in it) and B2 (upload
+    open across it), carries the evidence with its digest, keeps its number; the PDF reads back."""
+    import hashlib
+
+    from lpse_status.__main__ import main
+
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'prometheus_url = "{prometheus}"\nsite_name = "LPSE Kota Uji"\nspse_instance = "spse"\n'
+                   f'records_dir = "{tmp_path}"\npublic_url = "https://status.lpse.test/"\n[berita_acara]\n'
+                   'place = "Kota Uji"\nhead_name = "Budi Santoso"\nhead_nip = "19800101 200501 1 001"\n')  # fmt: skip
+    Incident(id="outage", alertname="SpseDown", instance="spse", severity="critical", first_failure=OUTAGE[0],
+             alert_start=OUTAGE[0] + 20, notified=OUTAGE[0] + 25, resolved=OUTAGE[1] + 10, recovered=OUTAGE[1],
+             cause_id="Disk penuh", actions=["Log dihapus"]).save(tmp_path / "incidents")  # fmt: skip
+    out = tmp_path / "ba"
+    assert main(["--config", str(cfg), "berita-acara", "nope", "--out", str(out)]) == 1
+    assert "no incident 'nope'" in capsys.readouterr().err
+    assert main(["--config", str(cfg), "berita-acara", "outage", "--out", str(out)]) == 0
+    number = capsys.readouterr().out.split(":")[0]
+    assert re.fullmatch(r"001/BA-GANGGUAN/LPSE/[IVX]+/20\d\d", number), number
+    cert = json.loads((out / "berita-acara-outage.json").read_text())
+    assert (cert["start"], cert["end"], cert["days"]) == (OUTAGE[0], OUTAGE[1], ["2026-11-20"])
+    assert [(s["tender"], s["why"]) for s in cert["stages"]] == [
+        ("A1", "ditutup selama gangguan"), ("B2", "unggah penawaran sedang dibuka")]  # fmt: skip
+    html = (out / "berita-acara-outage.html").read_text()
+    assert "<span id=mulai>20 November 2026 pukul 06:00:00 WIB</span>" in html
+    assert "<span id=selesai>20 November 2026 pukul 06:30:00 WIB</span>" in html and "30 menit 0 detik" in html
+    assert "Jumat, 20 November 2026" in html and "Disk penuh" in html and "Budi Santoso" in html
+    assert "C3" not in html and "D4" not in html and "E5" not in html
+    # The evidence: the raw probe results and the queries give the digest printed in the document.
+    evidence = (out / "berita-acara-outage.csv").read_text()
+    digest = hashlib.sha256((evidence + "\n".join(cert["queries"]) + "\n").encode()).hexdigest()
+    assert f"<span id=digest>{digest}</span>" in html
+    zeros = [float(r.split(",")[1]) for r in evidence.splitlines()[1:] if r.endswith(",0")]
+    assert (min(zeros), max(zeros) + STEP) == (OUTAGE[0], OUTAGE[1])
+    text = subprocess.run(["pdftotext", "-layout", str(out / "berita-acara-outage.pdf"), "-"], capture_output=True,
+                          text=True, check=True).stdout  # fmt: skip
+    assert "BERITA ACARA GANGGUAN" in text and f"Nomor: {number}" in text and "06:00:00 WIB" in text
+    assert re.search(r"1 +A1 ", text) and re.search(r"2 +B2 ", text) and "C3" not in text  # the tenders' table
+    # Issued again: the same number; another incident: the next one.
+    assert main(["--config", str(cfg), "berita-acara", "outage", "--out", str(out), "--html-only"]) == 0
+    assert capsys.readouterr().out.split(":")[0] == number
+    Incident(id="second", alertname="SpseDown", instance="spse", severity="critical", first_failure=MAINT_DOWN[0],
+             alert_start=MAINT_DOWN[0] + 20, notified=None, resolved=MAINT_DOWN[1] + 10,
+             recovered=MAINT_DOWN[1]).save(tmp_path / "incidents")  # fmt: skip
+    assert main(["--config", str(cfg), "berita-acara", "second", "--out", str(out), "--html-only"]) == 0
+    assert capsys.readouterr().out.startswith("002/BA-GANGGUAN/LPSE/")
