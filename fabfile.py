@@ -213,6 +213,14 @@ def incident_update(
     board.incident_update(Site.load(), incident, state, message_id, message_en, severity, affects)
 
 
+@task(name="escalate", positional=["incident", "host"])
+@on_call
+def escalate(c: Any, incident: str, host: str) -> None:
+    """Escalate to LKPP (R15): the host's diagnose bundle, the incident's timeline and its Berita
+    Acara Gangguan in one archive, mailed to the LKPP contact (status_board_lkpp_contact)."""
+    board.escalate(Site.load(), incident, host)
+
+
 @task(name="incidents")
 @on_call
 def incidents(c: Any) -> None:
@@ -264,6 +272,6 @@ def helpdesk(c: Any, open_: bool = False) -> None:
 
 ns = Collection(
     status, diagnose, restart_spse, maintenance_on, maintenance_off, disk_cleanup, restore, rotate_drive,
-    visit_in, visit_out, visits, incident_open, incident_update, incidents, helpdesk_report, helpdesk_told,
+    visit_in, visit_out, visits, incident_open, incident_update, incidents, escalate, helpdesk_report, helpdesk_told,
     helpdesk_link, helpdesk,
 )  # fmt: skip

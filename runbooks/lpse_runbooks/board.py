@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import getpass
 import shlex
+import tempfile
 from collections.abc import Callable
+from pathlib import Path
 
-from lpse_runbooks.readonly import connect
+from lpse_runbooks.readonly import connect, diagnose
 from lpse_runbooks.site import RunbookError, Site
 
 LPSE_STATUS = "/opt/lpse-status/venv/bin/lpse-status"
@@ -70,3 +72,26 @@ def helpdesk_add(site: Site, reporter: str, summary: str, urgency: str, impact: 
     args = optional(reporter=reporter, summary=summary, urgency=urgency, impact=impact, contact=contact,
                     channel=channel, incident=incident, by=getpass.getuser())  # fmt: skip
     return lpse_status(site, "helpdesk", "add", *args, say=say)
+
+
+def escalate(site: Site, incident: str, host: str, say: Say = print) -> str:
+    """R15: the host's diagnose bundle, made here, taken to the monitoring server, where
+    `lpse-status escalate` packs it with the incident's timeline and Berita Acara and mails LKPP."""
+    mon = site.monitor()
+    if mon is None:
+        raise RunbookError("no monitoring server in the inventory: the incident records are kept there")
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = diagnose(site, host, Path(tmp))
+        say(f"diagnose bundle of {host}: {bundle.name} ({bundle.stat().st_size / 1024:.0f} KiB)")
+        remote = f"/var/tmp/{bundle.name}"
+        with connect(mon) as c:
+            c.put(str(bundle), remote)
+            try:
+                cmd = [LPSE_STATUS, "escalate", incident, "--attach", remote, "--out", "/var/lib/lpse-ops/escalations"]
+                res = c.sudo(shlex.join(cmd), hide=True, warn=True, timeout=600)
+            finally:
+                c.sudo(f"rm -f {shlex.quote(remote)}", hide=True, warn=True)
+    if res.exited != 0:
+        raise RunbookError(res.stderr.strip().removeprefix("lpse-status escalate: ") or f"exit {res.exited}")
+    say(res.stdout.rstrip())
+    return str(res.stdout)

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from lpse_status import berita_acara, helpdesk, opendata
+from lpse_status import berita_acara, escalation, helpdesk, opendata
 from lpse_status.incidents import AFFECTS, SEVERITIES, STATES, explain, open_incident, post_update, postmortem
 from lpse_status.maintenance import MaintenanceError, check, local_text, maintenance_windows, parse_blackouts, record
 from lpse_status.notices import incident_updated, maintenance_announced
@@ -109,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     ba.add_argument("incident", help="its id (lpse-status incidents list)")
     ba.add_argument("--out", type=Path, required=True, help="folder for berita-acara-<incident>.html/.pdf/.csv/.json")
     ba.add_argument("--html-only", action="store_true", help="skip the PDF")
+    esc = sub.add_parser("escalate", help="pack the incident's timeline, Berita Acara and diagnose bundle; mail LKPP")
+    esc.add_argument("incident", help="its id (lpse-status incidents list)")
+    esc.add_argument("--attach", type=Path, action="append", default=[], help="a diagnose bundle (repeat)")
+    esc.add_argument("--out", type=Path, required=True, help="folder for eskalasi-<incident>.tar.gz")
     od = sub.add_parser("open-data", help="a month's probe results, figures, digest and signature (the board "
                         "writes each completed month's by itself)")  # fmt: skip
     od.add_argument("--month", required=True, help="e.g. 2026-11")
@@ -138,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         return helpdesk_command(s, args)
     if args.command == "berita-acara":
         return berita_acara_command(s, args.incident, args.out, not args.html_only)
+    if args.command == "escalate":
+        return escalate_command(s, args.incident, args.attach, args.out)
     if args.command == "open-data":
         return open_data_command(s, args.month, args.out or s.records_dir / "open-data")
     folder = s.records_dir / "incidents"
@@ -216,6 +222,23 @@ def berita_acara_command(s: Settings, incident: str, out: Path, pdf: bool) -> in
         print(f"lpse-status berita-acara: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 1
     print(f"{cert.number}: {len(cert.stages)} tender stage(s); " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def escalate_command(s: Settings, incident: str, attach: list[Path], out: Path) -> int:
+    try:
+        found = {i.id: i for i in incidents(s.records_dir / "incidents")}
+        if incident not in found:
+            raise KeyError(f"no incident {incident!r} (lpse-status incidents list shows them)")
+        inc = found[incident]
+        prom = Prometheus(s.prometheus_url, timeout=120)
+        archive, said = escalation.pack(inc, prom, s.office, s.records_dir, s.site_name, s.public_url, s.timezone,
+                                        s.step_s, attach, out, time.time())  # fmt: skip
+        to = escalation.mail(archive, inc, said, s.mail, s.site_name, s.timezone)
+    except (KeyError, ValueError, OSError, RuntimeError) as e:
+        print(f"lpse-status escalate: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return 1
+    print(f"{archive} ({said}) sent to {to}")
     return 0
 
 

@@ -31,6 +31,7 @@ log = logging.getLogger("lpse_status")
 @dataclass(frozen=True)
 class MailSettings:
     to: list[str] = field(default_factory=list)  # empty: no notices
+    lkpp_to: str = ""  # LKPP's contact for escalations (R15)
     relay: str = ""  # host:port
     sender: str = ""
     username: str = ""
@@ -39,7 +40,8 @@ class MailSettings:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> MailSettings:
-        return cls(to=[str(a) for a in d.get("to", [])], relay=str(d.get("relay", "")), sender=str(d.get("from", "")),
+        return cls(to=[str(a) for a in d.get("to", [])], lkpp_to=str(d.get("lkpp_to", "")),
+                   relay=str(d.get("relay", "")), sender=str(d.get("from", "")),
                    username=str(d.get("username", "")), password=str(d.get("password", "")),
                    require_tls=bool(d.get("require_tls", True)))  # fmt: skip
 
@@ -107,7 +109,7 @@ def queue(records: Path, mail: MailSettings, key: str, subject: str, body: str, 
     return notice
 
 
-def send(mail: MailSettings, notice: Notice, timeout: float = 30) -> None:
+def send(mail: MailSettings, notice: Notice, timeout: float = 30, attachments: tuple[Path, ...] = ()) -> None:
     host, _, port = mail.relay.rpartition(":")
     if not host or not port.isdigit():
         raise NoticeError(f"no mail relay (host:port) set: {mail.relay!r}; set status_board_mail_relay")
@@ -115,6 +117,8 @@ def send(mail: MailSettings, notice: Notice, timeout: float = 30) -> None:
     msg["From"], msg["To"], msg["Subject"] = mail.sender, ", ".join(notice.to), notice.subject
     msg["Message-ID"] = f"<{notice.id}@lpse-status>"
     msg.set_content(notice.body)
+    for path in attachments:
+        msg.add_attachment(path.read_bytes(), maintype="application", subtype="octet-stream", filename=path.name)
     try:
         with smtplib.SMTP(host, int(port), timeout=timeout) as smtp:
             smtp.ehlo()

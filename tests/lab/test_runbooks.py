@@ -415,6 +415,15 @@ def test_on_call_tells_the_public_page_what_is_known_and_keeps_the_helpdesk_repo
         assert rid in fab("helpdesk", "--open").stdout
         assert monitor.file(f"/var/lib/lpse-ops/helpdesk/{rid}.json").user == "lpse-status"
         assert fab("helpdesk-told", rid).returncode == 0 and rid not in fab("helpdesk", "--open").stdout
+        # Escalated to LKPP (R15): SPSE's page never failed, so a timeline and the bundle without a
+        # Berita Acara, in one archive mailed to LKPP's contact through the relay.
+        t1 = time.time()
+        esc = fab("escalate", iid, "spse")
+        assert esc.returncode == 0, esc.stdout[-3000:] + esc.stderr
+        assert "sent to lkpp@lab.lpse" in esc.stdout and "tanpa Berita Acara Gangguan" in esc.stdout
+        sent = oncall.wait_for(lambda: oncall.mails(lab.ONCALL_DIR, t1), lambda m: "Eskalasi gangguan" in m.subject, 60)
+        assert sent is not None and sent.recipients == ("lkpp@lab.lpse",)
+        assert "Unggah dokumen penawaran gagal (lab)" in sent.subject and f"eskalasi-{iid}.tar.gz" in sent.body
     finally:
         done = fab("incident-update", iid, "--state", "resolved", "--message-id", "Sudah normal kembali",
                    "--message-en", "Back to normal")  # fmt: skip

@@ -22,6 +22,7 @@ import urllib.request
 from collections.abc import Iterator
 from http.server import ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import pytest
 from lpse_status import feeds, helpdesk, report
@@ -938,3 +939,56 @@ def test_the_berita_acara_names_the_tenders_the_outage_touched_to_the_second(
              recovered=MAINT_DOWN[1]).save(tmp_path / "incidents")  # fmt: skip
     assert main(["--config", str(cfg), "berita-acara", "second", "--out", str(out), "--html-only"]) == 0
     assert capsys.readouterr().out.startswith("002/BA-GANGGUAN/LPSE/")
+
+
+def test_escalation_packs_the_timeline_the_berita_acara_and_the_bundle_and_mails_lkpp(
+    prometheus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """R15, through a real SMTP server on this machine (the lab test goes through the lab's relay):
+    one archive, one mail to LKPP's contact with it attached; a dead relay keeps the archive."""
+    import email
+    import email.policy
+    import tarfile
+
+    from aiosmtpd.controller import Controller
+    from lpse_status.__main__ import main
+
+    received: list[bytes] = []
+
+    class Inbox:
+        async def handle_DATA(self, server: object, session: object, envelope: Any) -> str:  # noqa: N802
+            received.append(envelope.content)
+            return "250 OK"
+
+    port = free_port()
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'prometheus_url = "{prometheus}"\nsite_name = "LPSE Kota Uji"\nspse_instance = "spse"\n'
+                   f'records_dir = "{tmp_path}"\n[notices]\nlkpp_to = "lkpp@lkpp.test"\nrelay = "127.0.0.1:{port}"\n'
+                   'from = "status@lpse.test"\nrequire_tls = false\n')  # fmt: skip
+    Incident(id="outage", alertname="SpseDown", instance="spse", severity="critical", first_failure=OUTAGE[0],
+             alert_start=OUTAGE[0] + 20, notified=OUTAGE[0] + 25, resolved=OUTAGE[1] + 10, recovered=OUTAGE[1],
+             summary_id="SPSE tidak dapat diakses").save(tmp_path / "incidents")  # fmt: skip
+    bundle = tmp_path / "lpse-diagnose-spse-20261120T000000Z.tar.gz"
+    bundle.write_bytes(b"diagnose bundle")
+    args = ["--config", str(cfg), "escalate", "outage", "--attach", str(bundle), "--out", str(tmp_path / "esc")]
+    assert main(args) == 1, "the relay is down"
+    assert "the archive is at" in capsys.readouterr().err and (tmp_path / "esc/eskalasi-outage.tar.gz").exists()
+    relay = Controller(Inbox(), hostname="127.0.0.1", port=port)
+    relay.start()
+    try:
+        assert main(args) == 0
+    finally:
+        relay.stop()
+    assert "Berita Acara Gangguan 001/BA-GANGGUAN" in capsys.readouterr().out
+    (raw,) = received
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert (
+        msg["To"] == "lkpp@lkpp.test" and "Eskalasi gangguan SPSE ke LKPP: SPSE tidak dapat diakses" in msg["Subject"]
+    )
+    (part,) = [p for p in msg.iter_attachments()]
+    assert part.get_filename() == "eskalasi-outage.tar.gz"
+    (tmp_path / "got.tar.gz").write_bytes(part.get_content())
+    with tarfile.open(tmp_path / "got.tar.gz") as tar:
+        names = {Path(n).name for n in tar.getnames()}
+    assert {"gangguan.json", "kronologi.html", "berita-acara-outage.pdf", "berita-acara-outage.csv",
+            bundle.name} <= names  # fmt: skip
