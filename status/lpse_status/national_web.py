@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import waitress
 
 from lpse_status.national import SORT_KEYS, Day, Row, Settings, history, sort_rows, table
 from lpse_status.prom import Prometheus, PrometheusError, QueryRefusedError, Series
@@ -307,8 +308,6 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, KeyError, ValueError) as e:
         print(f"lpse-national-page: {args.config}: {e.__class__.__name__}: {e} — see status/README.md", file=sys.stderr)
         return 2
-    import waitress  # the page's server only: the status board's host does not install it
-
     host, port = s.listen.rsplit(":", 1)
     waitress.serve(Page(s, Prometheus(s.store_url)), host=host, port=int(port), threads=4, ident="lpse-national-page")
     return 0

@@ -26,8 +26,9 @@ import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from html import escape
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http import HTTPStatus
 from pathlib import Path
+from typing import Any
 
 from lpse_status import feeds, helpdesk, opendata
 from lpse_status.availability import Availability, Day, availability, daily, first_probe
@@ -771,119 +772,106 @@ class _Labels(dict[str, str]):
         return ""
 
 
-def make_handler(s: Settings, mail_now: threading.Event | None = None) -> type[BaseHTTPRequestHandler]:
-    """The pages and the forms; `mail_now` wakes the mail loop when a form queued a notice."""
-    figures = FigureCache()
-    wake = mail_now or threading.Event()
+StartResponse = Callable[..., Any]
+FILE_KINDS = {".csv": "text/csv; charset=utf-8", ".json": "application/json", ".pem": "application/x-pem-file",
+              ".sha256": "text/plain; charset=utf-8", ".sig": "application/octet-stream"}  # fmt: skip
 
-    class Handler(BaseHTTPRequestHandler):
-        server_version = "lpse-status"
 
-        def do_GET(self) -> None:
-            url = urllib.parse.urlsplit(self.path)
-            q = urllib.parse.parse_qs(url.query)
-            try:
-                if url.path == "/":
-                    lang = "en" if q.get("lang", ["id"])[0] == "en" else "id"
-                    self._send(200, public_page(s, lang, cache=figures))
-                elif url.path == "/status.json":
-                    data = feeds.status_json(s.site_name, s.public_url, s.target, public_now(s, time.time(), figures))
-                    self._send(200, json.dumps(data, ensure_ascii=False, indent=1), "application/json")
-                elif url.path.startswith("/data/") and opendata.NAME.match(url.path.removeprefix("/data/")):
-                    self._send_file(s.records_dir / "open-data" / url.path.removeprefix("/data/"))
-                elif url.path == "/feed.atom":
-                    atom = feeds.atom(s.site_name, s.public_url, s.timezone, public_now(s, time.time(), figures))
-                    self._send(200, atom, "application/atom+xml; charset=utf-8")
-                elif url.path == "/ops":
-                    hours = min(24 * 90, max(1.0, float(q.get("hours", ["24"])[0])))
-                    self._send(200, ops_page(s, hours))
-                elif url.path == "/healthz":
-                    ok = Prometheus(s.prometheus_url, timeout=5).value("vector(1)") == 1
-                    self._send(200 if ok else 503, "ok\n" if ok else "prometheus\n", "text/plain")
-                else:
-                    self._send(404, "not found\n", "text/plain")
-            except (PrometheusError, ValueError) as e:
-                self._send(503, f"{e}\n", "text/plain")
+class StatusBoard:
+    """The pages and the forms, a WSGI application (waitress serves it: `serve`). `wake` wakes the
+    mail loop when a form has queued a notice."""
 
-        def do_POST(self) -> None:
-            if urllib.parse.urlsplit(self.path).path == "/ops":
-                self._ops_form()
-                return
-            if urllib.parse.urlsplit(self.path).path != "/alertmanager":
-                self._send(404, "not found\n", "text/plain")
-                return
-            # Only Alertmanager opens incidents: any other process on the host could reach this port.
-            sent = self.headers.get("Authorization", "").removeprefix("Bearer ").encode()
-            if not s.webhook_token or not hmac.compare_digest(sent, s.webhook_token.encode()):
-                log.warning("webhook: refused a notification from %s without the right token", self.address_string())
-                self._send(401, "a bearer token is required (alertmanager_incident_webhook_token)\n", "text/plain")
-                return
-            try:
-                size = int(self.headers.get("Content-Length", "0"))
-                payload = json.loads(self.rfile.read(min(size, 1 << 20)))
-                ids = on_notification(payload, s.records_dir / "incidents", Prometheus(s.prometheus_url), s.step_s)
-            except (ValueError, KeyError, OSError) as e:
-                log.warning("webhook: %s", e)
-                self._send(400, f"{e}\n", "text/plain")
-                return
-            log.info("webhook: incidents %s", ", ".join(ids) or "(none)")
-            self._send(200, "ok\n", "text/plain")
+    def __init__(self, s: Settings, wake: threading.Event | None = None) -> None:
+        self.s, self.figures, self.wake = s, FigureCache(), wake or threading.Event()
 
-        def _ops_form(self) -> None:
-            """The forms of /ops (visits, incidents, helpdesk): behind nginx's login (which names the
-            operator); a browser's post from another site is refused (the login alone would let it
-            through)."""
-            login = self.headers.get("X-Forwarded-User", "")
-            origin = urllib.parse.urlsplit(self.headers.get("Origin", "")).netloc
-            if not login:
-                self._send(401, "the operations login is required\n", "text/plain")
-                return
-            # nginx passes the host the browser asked for (its own request to here names 127.0.0.1).
-            if origin and origin != (self.headers.get("X-Forwarded-Host") or self.headers.get("Host", "")):
-                log.warning("ops form: refused a post from %s (origin %s)", login, origin)
-                self._send(403, "a form from another site is refused\n", "text/plain")
-                return
-            size = int(self.headers.get("Content-Length", "0"))
-            form = urllib.parse.parse_qs(self.rfile.read(min(size, 1 << 16)).decode())
-            try:
-                done = ops_action(s.board, form, login, time.time())
-                wake.set()
-            except (ValueError, KeyError) as e:
-                self._send(400, f"{e.args[0] if e.args else e}\n", "text/plain")
-                return
-            log.info("ops form: %s by %s", done, login)
-            self.send_response(303)
-            self.send_header("Location", "/ops")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        path, method = environ.get("PATH_INFO", "/"), environ.get("REQUEST_METHOD", "GET")
+        if method == "POST" and path == "/ops":
+            return self.ops_form(environ, start_response)
+        if method == "POST" and path == "/alertmanager":
+            return self.webhook(environ, start_response)
+        if method not in ("GET", "HEAD"):
+            return send(start_response, 405, "GET only here\n", "text/plain")
+        q = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
+        s = self.s
+        try:
+            if path == "/":
+                lang = "en" if q.get("lang", ["id"])[0] == "en" else "id"
+                return send(start_response, 200, public_page(s, lang, cache=self.figures))
+            if path == "/status.json":
+                data = feeds.status_json(s.site_name, s.public_url, s.target, public_now(s, time.time(), self.figures))
+                return send(start_response, 200, json.dumps(data, ensure_ascii=False, indent=1), "application/json")
+            if path.startswith("/data/") and opendata.NAME.match(path.removeprefix("/data/")):
+                file = s.records_dir / "open-data" / path.removeprefix("/data/")
+                try:
+                    return send(start_response, 200, file.read_bytes(), FILE_KINDS.get(file.suffix, "text/plain"))
+                except OSError:
+                    return send(start_response, 404, "not found\n", "text/plain")
+            if path == "/feed.atom":
+                atom = feeds.atom(s.site_name, s.public_url, s.timezone, public_now(s, time.time(), self.figures))
+                return send(start_response, 200, atom, "application/atom+xml; charset=utf-8")
+            if path == "/ops":
+                hours = min(24 * 90, max(1.0, float(q.get("hours", ["24"])[0])))
+                return send(start_response, 200, ops_page(s, hours))
+            if path == "/healthz":
+                ok = Prometheus(s.prometheus_url, timeout=5).value("vector(1)") == 1
+                return send(start_response, 200 if ok else 503, "ok\n" if ok else "prometheus\n", "text/plain")
+            return send(start_response, 404, "not found\n", "text/plain")
+        except (PrometheusError, ValueError) as e:
+            return send(start_response, 503, f"{e}\n", "text/plain")
 
-        def _send_file(self, path: Path) -> None:
-            try:
-                data = path.read_bytes()
-            except OSError:
-                self._send(404, "not found\n", "text/plain")
-                return
-            kinds = {".csv": "text/csv; charset=utf-8", ".json": "application/json", ".pem": "application/x-pem-file",
-                     ".sha256": "text/plain; charset=utf-8", ".sig": "application/octet-stream"}  # fmt: skip
-            self.send_response(200)
-            self.send_header("Content-Type", kinds.get(path.suffix, "application/octet-stream"))
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def webhook(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        """Alertmanager's notifications; only it opens incidents (any process on the host could
+        reach this port, so its bearer token is required)."""
+        s = self.s
+        sent = environ.get("HTTP_AUTHORIZATION", "").removeprefix("Bearer ").encode()
+        if not s.webhook_token or not hmac.compare_digest(sent, s.webhook_token.encode()):
+            log.warning("webhook: refused a notification from %s without the right token", environ.get("REMOTE_ADDR"))
+            return send(start_response, 401, "a bearer token is required (alertmanager_incident_webhook_token)\n",
+                        "text/plain")  # fmt: skip
+        try:
+            payload = json.loads(_body(environ, 1 << 20))
+            ids = on_notification(payload, s.records_dir / "incidents", Prometheus(s.prometheus_url), s.step_s)
+        except (ValueError, KeyError, OSError) as e:
+            log.warning("webhook: %s", e)
+            return send(start_response, 400, f"{e}\n", "text/plain")
+        log.info("webhook: incidents %s", ", ".join(ids) or "(none)")
+        return send(start_response, 200, "ok\n", "text/plain")
 
-        def _send(self, code: int, body: str, ctype: str = "text/html; charset=utf-8") -> None:
-            data = body.encode()
-            self.send_response(code)
-            self.send_header("Content-Type", ctype)
-            self.send_header("Content-Length", str(len(data)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(data)
+    def ops_form(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        """The forms of /ops (visits, incidents, helpdesk): behind nginx's login (which names the
+        operator); a browser's post from another site is refused (the login alone would let it
+        through)."""
+        login = environ.get("HTTP_X_FORWARDED_USER", "")
+        origin = urllib.parse.urlsplit(environ.get("HTTP_ORIGIN", "")).netloc
+        if not login:
+            return send(start_response, 401, "the operations login is required\n", "text/plain")
+        # nginx passes the host the browser asked for (its own request to here names 127.0.0.1).
+        if origin and origin != (environ.get("HTTP_X_FORWARDED_HOST") or environ.get("HTTP_HOST", "")):
+            log.warning("ops form: refused a post from %s (origin %s)", login, origin)
+            return send(start_response, 403, "a form from another site is refused\n", "text/plain")
+        form = urllib.parse.parse_qs(_body(environ, 1 << 16).decode())
+        try:
+            done = ops_action(self.s.board, form, login, time.time())
+        except (ValueError, KeyError) as e:
+            return send(start_response, 400, f"{e.args[0] if e.args else e}\n", "text/plain")
+        self.wake.set()
+        log.info("ops form: %s by %s", done, login)
+        start_response("303 See Other", [("Location", "/ops"), ("Content-Length", "0")])
+        return [b""]
 
-        def log_message(self, fmt: str, *args: object) -> None:
-            log.info("%s %s", self.address_string(), fmt % args)
 
-    return Handler
+def _body(environ: dict[str, Any], limit: int) -> bytes:
+    size = int(environ.get("CONTENT_LENGTH") or 0)
+    return bytes(environ["wsgi.input"].read(min(size, limit)))
+
+
+def send(start_response: StartResponse, code: int, body: str | bytes, kind: str = "text/html; charset=utf-8",
+         ) -> list[bytes]:  # fmt: skip
+    data = body.encode() if isinstance(body, str) else body
+    headers = [("Content-Type", kind), ("Content-Length", str(len(data))), ("Cache-Control", "no-store")]
+    start_response(f"{code} {HTTPStatus(code).phrase}", headers)
+    return [data]
 
 
 CHECK_S = 60  # power cuts and the outbox, every minute (the outbox sooner when a form wakes it)
@@ -935,8 +923,15 @@ def background(s: Settings, wake: threading.Event, stop: threading.Event) -> Non
 
 
 def serve(s: Settings) -> None:
+    """waitress, a production WSGI server: when SPSE is down every bidder reloads this page, and
+    the figures they share are worked out once a minute (FigureCache)."""
+    import waitress
+
     wake = threading.Event()
-    server = ThreadingHTTPServer((s.listen, s.port), make_handler(s, wake))
-    log.info("lpse-status on http://%s:%d (Prometheus %s)", s.listen, s.port, s.prometheus_url)
     threading.Thread(target=background, args=(s, wake, threading.Event()), daemon=True).start()
-    server.serve_forever()
+    log.info("lpse-status on http://%s:%d (Prometheus %s)", s.listen, s.port, s.prometheus_url)
+    waitress.serve(StatusBoard(s, wake), host=s.listen, port=s.port, threads=SERVER_THREADS, ident="lpse-status",
+                   channel_timeout=30)  # fmt: skip
+
+
+SERVER_THREADS = 16  # requests worked on at once; the rest wait in waitress's queue

@@ -20,7 +20,6 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from lpse_status.power import record_power_cuts
 from lpse_status.prom import Prometheus, PrometheusError
 from lpse_status.records import Incident, incidents, visits
 from lpse_status.report import Quarter, build, render_html
-from lpse_status.web import Settings, current_state, make_handler, ops_page, public_now, public_page
+from lpse_status.web import Settings, StatusBoard, current_state, ops_page, public_now, public_page
 
 STEP = 10
 # A fixed past period (in 2026 Q4), kept by a retention far longer than the test will live.
@@ -217,6 +216,29 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     proc.wait(10)
 
 
+class Served:
+    """The status board served as in production (waitress), on a free port; closed from the
+    thread that serves it (waitress's loop does not take its socket closed under it)."""
+
+    def __init__(self, s: Settings) -> None:
+        import waitress.server
+
+        self.server = waitress.server.create_server(StatusBoard(s), host="127.0.0.1", port=0, threads=4)
+        self.url = f"http://127.0.0.1:{self.server.effective_port}"
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+        self.thread.start()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            self.server.asyncore.loop(timeout=0.05, map=self.server._map, count=1)
+        self.server.close()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(10)
+
+
 def settings(url: str, records: Path) -> Settings:
     return Settings(prometheus_url=url, site_name="LPSE Kota Uji", spse_instance="spse", records_dir=records)
 
@@ -320,9 +342,8 @@ def prometheus_queries(url: str) -> int:
 
 
 def test_readers_within_a_minute_share_one_computation_of_the_uptime_figures(prometheus: str, tmp_path: Path) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(settings(prometheus, tmp_path)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    page_url = f"http://127.0.0.1:{server.server_address[1]}/"
+    server = Served(settings(prometheus, tmp_path))
+    page_url = f"{server.url}/"
     try:
 
         def load(query: str = "") -> tuple[str, int]:
@@ -346,21 +367,19 @@ def test_readers_within_a_minute_share_one_computation_of_the_uptime_figures(pro
         _, asked_after = load()
         assert asked_after > 1
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
 
 
 def test_the_webhook_opens_records_only_with_alertmanagers_token(prometheus: str, tmp_path: Path) -> None:
     token = "t" * 40
     s = dataclasses.replace(settings(prometheus, tmp_path), webhook_token=token)
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(s))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    server = Served(s)
     labels = {"alertname": "SpseDown", "severity": "critical", "instance": "spse"}
     firing = {"alerts": [{"status": "firing", "startsAt": "2026-11-20T03:00:00Z", "labels": labels}]}
 
     def post(headers: dict[str, str]) -> int:
         req = urllib.request.Request(
-            f"http://127.0.0.1:{server.server_address[1]}/alertmanager",
+            f"{server.url}/alertmanager",
             data=json.dumps(firing).encode(),
             headers={"Content-Type": "application/json"} | headers,
         )
@@ -377,19 +396,16 @@ def test_the_webhook_opens_records_only_with_alertmanagers_token(prometheus: str
         assert post({"Authorization": f"Bearer {token}"}) == 200
         assert len(list((tmp_path / "incidents").glob("*.json"))) == 1
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
     # No token configured: nothing is accepted.
-    bare = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(settings(prometheus, tmp_path)))
-    threading.Thread(target=bare.serve_forever, daemon=True).start()
+    bare = Served(settings(prometheus, tmp_path))
     try:
-        req = urllib.request.Request(f"http://127.0.0.1:{bare.server_address[1]}/alertmanager", data=b"{}")
+        req = urllib.request.Request(f"{bare.url}/alertmanager", data=b"{}")
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(req, timeout=30)
         assert refused.value.code == 401
     finally:
-        bare.shutdown()
-        bare.server_close()
+        bare.close()
 
 
 def test_pages_say_so_when_prometheus_is_gone(tmp_path: Path) -> None:
@@ -622,9 +638,8 @@ def test_ops_page_shows_power_and_temperature_judged_by_the_alerts(prometheus: s
 
 
 def test_ops_form_records_visits_with_the_login_and_refuses_a_foreign_form(prometheus: str, tmp_path: Path) -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(settings(prometheus, tmp_path)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/ops"
+    server = Served(settings(prometheus, tmp_path))
+    url = f"{server.url}/ops"
     folder = tmp_path / "visits"
     folder.mkdir()
 
@@ -656,8 +671,7 @@ def test_ops_form_records_visits_with_the_login_and_refuses_a_foreign_form(prome
         code, text = post({"action": "leave", "visit": v.id}, {"X-Forwarded-User": "ops"})
         assert code == 400 and "already left" in text
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
 
 
 class NoRedirect(urllib.request.HTTPRedirectHandler):
@@ -693,9 +707,8 @@ def test_on_call_updates_reach_the_public_page_at_once_and_end_with_resolved(
     en = public_page(s, "en", now=END)
     assert "Bid uploads fail" in en and "Investigating</b>: Sedang kami periksa." in en
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(s))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    server = Served(s)
+    url = f"{server.url}"
 
     def post(form: dict[str, str | list[str]]) -> tuple[int, str]:
         req = urllib.request.Request(f"{url}/ops", data=urllib.parse.urlencode(form, doseq=True).encode(),
@@ -724,8 +737,7 @@ def test_on_call_updates_reach_the_public_page_at_once_and_end_with_resolved(
         code, text = post(update | {"state": "monitoring"})
         assert code == 400 and "resolved" in text and "open a new one" in text
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
     (i,) = incidents(tmp_path / "incidents")
     assert [u["state"] for u in i.updates] == ["investigating", "identified", "resolved"]
     assert [u["by"] for u in i.updates] == ["sari", "budi", "budi"] and i.resolved == i.updates[-1]["at"]
@@ -778,9 +790,8 @@ def test_the_json_status_and_the_atom_feed_say_what_the_page_says(prometheus: st
     draft = Incident(id="draft", alertname="SpseDown", instance="spse", severity="critical", first_failure=END - 50,
                      alert_start=END - 40, notified=END - 30, resolved=None, recovered=None)  # fmt: skip
     draft.save(tmp_path / "incidents")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(s))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
+    server = Served(s)
+    url = f"{server.url}"
     try:
         with urllib.request.urlopen(f"{url}/status.json", timeout=60) as r:
             assert r.headers["Content-Type"] == "application/json"
@@ -789,8 +800,7 @@ def test_the_json_status_and_the_atom_feed_say_what_the_page_says(prometheus: st
             assert r.headers["Content-Type"].startswith("application/atom+xml")
             feed = ET.fromstring(r.read())
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
     # The real clock is past the test data's end: SPSE's state is unknown, as on the page.
     assert (data["version"], data["site"], data["state"]) == (1, "LPSE Kota Uji", "unknown")
     assert [i["id"] for i in data["open_incidents"]] == [live.id], "drafts no one announced stay internal"
@@ -876,17 +886,15 @@ def test_a_months_figure_is_recomputed_from_its_open_data_file_alone(prometheus:
         ["sha256sum", "-c", "ketersediaan-2026-11.sha256"], cwd=folder, capture_output=True
     ).returncode
     # Served by the board, and nothing else from that folder.
-    server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(s))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/data"
+    server = Served(s)
+    url = f"{server.url}/data"
     try:
         with urllib.request.urlopen(f"{url}/kunci-publik.pem", timeout=30) as r:
             assert r.read().startswith(b"-----BEGIN PUBLIC KEY-----")
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"{url}/../config.toml", timeout=30)
     finally:
-        server.shutdown()
-        server.server_close()
+        server.close()
 
 
 def test_the_berita_acara_names_the_tenders_the_outage_touched_to_the_second(
