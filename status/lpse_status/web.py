@@ -616,10 +616,7 @@ def visits_section(folder: Path, tz: dt.tzinfo) -> str:
     def out(v: Visit) -> str:
         if v.left:
             return _when(v.left, tz)
-        return (
-            "<form method=post action=/ops><input type=hidden name=action value=leave>"
-            f'<input type=hidden name=visit value="{escape(v.id)}"><button>keluar / left</button></form>'
-        )
+        return _button("leave", "visit", v.id, "keluar / left")
 
     rows = "".join(
         f"<tr><td>{escape(v.visitor)}</td><td>{escape(v.organisation)}</td><td>{escape(v.purpose)}</td>"
@@ -634,6 +631,14 @@ def visits_section(folder: Path, tz: dt.tzinfo) -> str:
         f"<th>masuk / in</th><th>keluar / out</th></tr>{rows}</table>"
         f"<form id=visit-in method=post action=/ops><input type=hidden name=action value=enter>{fields}"
         "<button>catat masuk / record entry</button></form>"
+    )
+
+
+def _button(action: str, field: str, value: str, label: str) -> str:
+    """A one-button form on /ops: `action` on the record `field`=`value`."""
+    return (
+        f"<form method=post action=/ops><input type=hidden name=action value={action}>"
+        f'<input type=hidden name={field} value="{escape(value)}"><button>{label}</button></form>'
     )
 
 
@@ -691,10 +696,7 @@ def helpdesk_section(folder: Path, incidents_folder: Path, tz: dt.tzinfo) -> str
     def told(r: helpdesk.Report) -> str:
         if r.told:
             return _when(r.told, tz)
-        return (
-            "<form method=post action=/ops><input type=hidden name=action value=helpdesk_told>"
-            f'<input type=hidden name=report value="{escape(r.id)}"><button>sudah dikabari / told</button></form>'
-        )
+        return _button("helpdesk_told", "report", r.id, "sudah dikabari / told")
 
     rows = "".join(
         f"<tr><td>{_when(r.at, tz)}</td><td>{escape(r.reporter)}<br><small>{escape(r.contact)}</small></td>"
