@@ -30,7 +30,7 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from lpse_status import feeds, helpdesk, opendata
+from lpse_status import feeds, helpdesk, opendata, public
 from lpse_status.availability import Availability, Day, availability, daily, first_probe
 from lpse_status.berita_acara import Office
 from lpse_status.incidents import AFFECTS, SEVERITIES, STATES, on_notification, open_incident, post_update
@@ -88,93 +88,6 @@ class Settings:
         )
 
 
-TEXT = {
-    "id": {
-        "title": "Status Layanan SPSE",
-        "up": "SPSE berjalan normal",
-        "down": "SPSE sedang terganggu",
-        "maintenance": "SPSE sedang dalam pemeliharaan",
-        "unknown": "Status SPSE tidak diketahui (pemantauan tidak menerima data)",
-        "checked": "Diperiksa",
-        "until": "Perkiraan selesai",
-        "reason": "Alasan",
-        "uptime": "Ketersediaan",
-        "last": "terakhir",
-        "hours": "jam",
-        "days": "hari",
-        "target": "Target",
-        "measured_from": "diukur sejak",
-        "excl": "di luar pemeliharaan terjadwal",
-        "incidents": "Gangguan yang lalu",
-        "no_incidents": "Tidak ada gangguan yang tercatat.",
-        "maint_list": "Pemeliharaan",
-        "duration": "durasi",
-        "cause": "Penyebab",
-        "actions": "Tindakan",
-        "other": "English",
-        "no_data": "belum ada data",
-        "prom_down": "Data pemantauan tidak tersedia saat ini.",
-        "live": "Gangguan yang sedang berlangsung",
-        "affects": "Terdampak",
-        "since": "sejak",
-        "days_title": "90 hari terakhir",
-        "minutes_down": "menit terganggu",
-        "minutes_missing": "menit tanpa data pemantauan, dihitung terganggu",
-        "minutes_maintenance": "menit pemeliharaan",
-        "today": "hari ini",
-        "monthly": "Ketersediaan per bulan",
-        "open_data": "Data terbuka",
-        "signature": "tanda tangan",
-        "public_key": "Kunci publik situs",
-        "recompute": "Hitung ulang sendiri: di CSV, jumlah baris bernilai 1 setelah awal bulan (atau hasil probe "
-        "pertama) dibagi lamanya dalam detik lalu dikali step_seconds (di JSON), paling besar 1; aturannya di JSON. "
-        "Periksa: sha256sum -c, lalu openssl pkeyutl -verify -pubin -inkey kunci-publik.pem -rawin -in "
-        "ketersediaan-BULAN.sha256 -sigfile ketersediaan-BULAN.sha256.sig.",
-    },
-    "en": {
-        "title": "SPSE service status",
-        "up": "SPSE is working normally",
-        "down": "SPSE is disrupted",
-        "maintenance": "SPSE is under maintenance",
-        "unknown": "SPSE status unknown (monitoring receives no data)",
-        "checked": "Checked",
-        "until": "Expected end",
-        "reason": "Reason",
-        "uptime": "Availability",
-        "last": "last",
-        "hours": "hours",
-        "days": "days",
-        "target": "Target",
-        "measured_from": "measured since",
-        "excl": "excluding announced maintenance",
-        "incidents": "Past incidents",
-        "no_incidents": "No incidents recorded.",
-        "maint_list": "Maintenance",
-        "duration": "duration",
-        "cause": "Cause",
-        "actions": "Actions",
-        "other": "Bahasa Indonesia",
-        "no_data": "no data yet",
-        "prom_down": "Monitoring data is not available right now.",
-        "live": "Ongoing disruption",
-        "affects": "Affected",
-        "since": "since",
-        "days_title": "Last 90 days",
-        "minutes_down": "minutes down",
-        "minutes_missing": "minutes without monitoring data, counted as down",
-        "minutes_maintenance": "minutes of maintenance",
-        "today": "today",
-        "monthly": "Availability by month",
-        "open_data": "Open data",
-        "signature": "signature",
-        "public_key": "The site's public key",
-        "recompute": "Recompute it yourself: in the CSV, the rows equal to 1 after the month's start (or the first "
-        "probe result) divided by its length in seconds times step_seconds (in the JSON), at most 1; the rule is in "
-        "the JSON. Check: sha256sum -c, then openssl pkeyutl -verify -pubin -inkey kunci-publik.pem -rawin -in "
-        "ketersediaan-MONTH.sha256 -sigfile ketersediaan-MONTH.sha256.sig.",
-    },
-}
-
 STYLE = """
 body{font-family:system-ui,sans-serif;max-width:820px;margin:0 auto;padding:1em;color:#222}
 .banner{padding:1em 1.2em;border-radius:6px;color:#fff;font-size:1.4em;font-weight:bold}
@@ -198,11 +111,6 @@ background:#343a40;color:#fff;padding:.2em .5em;border-radius:3px;font-size:.85e
 
 def _when(ts: float, tz: dt.tzinfo) -> str:
     return dt.datetime.fromtimestamp(ts, tz).strftime(f"%d-%m-%Y %H:%M {tz.tzname(None)}")
-
-
-def _duration(seconds: float) -> str:
-    m = round(seconds / 60)
-    return f"{m // 60} h {m % 60} min" if m >= 60 else f"{m} min"
 
 
 def current_state(prom: Prometheus, s: Settings, windows: list[Maintenance], now: float) -> str:
@@ -282,170 +190,18 @@ def public_now(s: Settings, now: float, cache: FigureCache | None = None) -> Now
 
 
 def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureCache | None = None) -> str:
-    t = TEXT[lang]
-    snap = public_now(s, now or time.time(), cache)
-    now, state, figures, windows = snap.at, snap.state, snap.figures, snap.windows
-    parts = [
-        f'<!doctype html><html lang="{lang}"><head><meta charset="utf-8">'
-        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{t['title']} — {escape(s.site_name)}</title><style>{STYLE}</style></head><body>",
-        f'<p style="text-align:right"><a id="lang" href="?lang={"en" if lang == "id" else "id"}">{t["other"]}</a></p>',
-        f"<h1>{t['title']}</h1><p>{escape(s.site_name)}</p>",
-    ]
-    parts.append(
-        f'<div id="state" class="banner state-{state}" data-state="{state}">{t[state]}</div>'
-        f"<p><small>{t['checked']}: {_when(now, s.timezone)}</small></p>"
-    )
-    for m in windows:
-        if m.active(now) or (state != "maintenance" and now < m.start):
-            reason = m.reason_id if lang == "id" else m.reason_en
-            parts.append(
-                f'<div id="maintenance" class="notice"><b>{t["maintenance"]}</b><br>{t["reason"]}: {escape(reason)}<br>'
-                f"{t['until']}: {_when(m.end, s.timezone)}</div>"
-            )
-    for i in [i for i in snap.incidents if i.live]:
-        parts.append(_live_html(i, lang, s.timezone))
-    parts.append(f"<h2>{t['uptime']}</h2>")
-    if not figures:
-        parts.append(f"<p>{t['prom_down']}</p>")
-    else:
-        parts.append(f'<table id="uptime"><tr><th></th><th>{t["uptime"]}</th><th>{t["excl"]}</th></tr>')
-        for days, a in figures:
-            label = f"24 {t['hours']}" if days == 1 else f"{days} {t['days']}"
-            if a is None:
-                parts.append(f"<tr><td>{t['last']} {label}</td><td colspan=2>{t['no_data']}</td></tr>")
-                continue
-            since = (
-                f" <small>({t['measured_from']} {_when(a.measured_from, s.timezone)})</small>"
-                if a.measured_from > a.start + s.step_s
-                else ""
-            )
-            if a.missing_s >= 60:
-                since += f" <small>({round(a.missing_s / 60)} {t['minutes_missing']})</small>"
-            parts.append(
-                f'<tr data-window="{label}"><td>{t["last"]} {label}{since}</td>'
-                f"<td class=pct>{a.up_share * 100:.2f}%</td><td>{a.excluding_maintenance * 100:.2f}%</td></tr>"
-            )
-        parts.append(f"</table><p><small>{t['target']}: {s.target * 100:.1f}%</small></p>")
-    if snap.days:
-        parts.append(days_html(snap.days, lang, s.target))
-    parts.append(months_html(opendata.published(s.records_dir / "open-data"), lang, s.timezone))
-    parts.append(f"<h2>{t['incidents']}</h2>")
-    shown = [i for i in snap.incidents if not i.live]
-    if not shown:
-        parts.append(f"<p>{t['no_incidents']}</p>")
-    for i in shown:
-        parts.append(_incident_html(i, lang, s.timezone))
-    past = [m for m in windows if m.end <= now][-5:]
-    if past:
-        parts.append(f"<h2>{t['maint_list']}</h2><ul>")
-        for m in reversed(past):
-            reason = m.reason_id if lang == "id" else m.reason_en
-            parts.append(f"<li>{_when(m.start, s.timezone)} – {_when(m.end, s.timezone)}: {escape(reason)}</li>")
-        parts.append("</ul>")
-    parts.append("</body></html>")
-    return "".join(parts)
+    """The public page in Bahasa Indonesia (`lang` "id") or English ("en"): lpse_status.public."""
+    return public.render(s, lang, public_now(s, now or time.time(), cache), STYLE)
 
 
-def _day_class(d: Day, target: float) -> str:
-    if d.up_share is None:
-        return "none"
-    if d.down_s < 60:
-        return "full"  # under a minute down: nothing a bidder would have seen
-    return "ok" if d.up_share >= target else "bad"
-
-
-def days_html(days: list[Day], lang: str, target: float) -> str:
-    """A bar a day, today last: its height the day's availability, its colour green, yellow (down
-    some minutes, still at the target) or red (under it), grey without data. Each bar says its day,
-    availability and minutes down when hovered, tapped (a link to itself: :target) or reached with
-    the keyboard (:focus-within), all without JavaScript, and to a screen reader (aria-label)."""
-    t = TEXT[lang]
-    bars = []
-    for d in days:
-        date = d.date.strftime("%d-%m-%Y")
-        if d.up_share is None:
-            said = f"{date}: {t['no_data']}"
-        else:
-            said = f"{date}: {d.up_share * 100:.2f}%, {round(d.down_s / 60)} {t['minutes_down']}"
-            if d.maintenance_s:
-                said += f" ({round(d.maintenance_s / 60)} {t['minutes_maintenance']})"
-        height = 100 if d.up_share is None else max(8, round(100 * d.up_share**8))  # a bad day stands out
-        day = d.date.isoformat()
-        bars.append(
-            f'<li class="day-{_day_class(d, target)}" id="d-{day}" data-day="{day}" style="--h:{height}%">'
-            f'<a href="#d-{day}" aria-label="{escape(said)}"><span class="tip">{escape(said)}</span></a></li>'
-        )
-    return (
-        f'<h2>{t["days_title"]}</h2><ol id="days" class="days" aria-label="{t["days_title"]}">{"".join(bars)}</ol>'
-        f'<p class="days-scale"><small>{days[0].date.strftime("%d-%m-%Y")}</small>'
-        f"<small>{t['today']}</small></p>"
-    )
-
-
-def months_html(months: list[tuple[str, opendata.Figures]], lang: str, tz: dt.tzinfo) -> str:
-    """Each completed month's figure with its open data: anyone can recompute it (R17)."""
-    if not months:
-        return ""
-    t = TEXT[lang]
-    rows = []
-    for month, f in months:
-        name = f"/data/ketersediaan-{month}"
-        figure = "-" if f.availability is None else f"{f.availability * 100:.2f}%"
-        excl = "-" if f.excluding_maintenance is None else f"{f.excluding_maintenance * 100:.2f}%"
-        rows.append(
-            f'<tr data-month="{month}"><td>{month}</td><td class=pct>{figure}</td><td>{excl}</td>'
-            f'<td><a href="{name}.csv">CSV</a> · <a href="{name}.json">JSON</a> · <a href="{name}.sha256">SHA-256</a>'
-            f' · <a href="{name}.sha256.sig">{t["signature"]}</a></td></tr>'
-        )
-    return (
-        f'<h2>{t["monthly"]}</h2><table id="months"><tr><th></th><th>{t["uptime"]}</th><th>{t["excl"]}</th>'
-        f"<th>{t['open_data']}</th></tr>{''.join(rows)}</table><p><small>{t['recompute']} "
-        f'<a href="/data/kunci-publik.pem">{t["public_key"]}</a></small></p>'
-    )
-
-
-def _words(lang: str, indonesian: str, english: str) -> str:
-    """English where it was given, Bahasa Indonesia otherwise (it always is)."""
-    return english if lang == "en" and english else indonesian
-
-
-def _updates_html(i: Incident, lang: str, tz: dt.tzinfo) -> str:
-    """On-call's public updates, newest first, each with its time in the site's zone."""
-    n = 0 if lang == "id" else 1
+def _updates_html(i: Incident, tz: dt.tzinfo) -> str:
+    """On-call's public updates as /ops shows them, newest first, each with its time."""
     rows = "".join(
         f'<li data-state="{escape(str(u["state"]))}"><small>{_when(float(u["at"]), tz)}</small> '
-        f"<b>{STATES[str(u['state'])][n]}</b>: {escape(_words(lang, str(u['message_id']), str(u['message_en'])))}</li>"
+        f"<b>{STATES[str(u['state'])][0]}</b>: {escape(str(u['message_id']))}</li>"
         for u in reversed(i.updates)
     )
     return f'<ul class="updates">{rows}</ul>' if rows else ""
-
-
-def _live_html(i: Incident, lang: str, tz: dt.tzinfo) -> str:
-    """An ongoing disruption: what, how bad, what it touches, since when, and what on-call said."""
-    t, n = TEXT[lang], 0 if lang == "id" else 1
-    affects = ", ".join(AFFECTS[a][n] for a in i.affects if a in AFFECTS)
-    return (
-        f'<div class="live" id="live-{escape(i.id)}" data-severity="{escape(i.severity)}"><b>{t["live"]}: '
-        f"{escape(_words(lang, i.summary_id, i.summary_en) or i.alertname)}</b><br>"
-        f"{SEVERITIES.get(i.severity, SEVERITIES['major'])[n]} · {t['affects']}: {affects} · "
-        f"{t['since']} {_when(i.first_failure, tz)}{_updates_html(i, lang, tz)}</div>"
-    )
-
-
-def _incident_html(i: Incident, lang: str, tz: dt.tzinfo) -> str:
-    t = TEXT[lang]
-    summary = _words(lang, i.summary_id, i.summary_en)
-    cause = i.cause_id if lang == "id" else i.cause_en
-    took = f", {t['duration']} {_duration(i.duration_s)}" if i.duration_s is not None else ""
-    actions = "".join(f"<li>{escape(a)}</li>" for a in i.actions)
-    return (
-        f'<div class="incident" id="incident-{escape(i.id)}"><b>{_when(i.first_failure, tz)}{took}</b>: '
-        f"{escape(summary or i.alertname)}<br>{t['cause']}: {escape(cause or '-')}"
-        + (f"<br>{t['actions']}:<ul>{actions}</ul>" if actions else "")
-        + _updates_html(i, lang, tz)
-        + "</div>"
-    )
 
 
 GRAPHS = [
@@ -471,7 +227,7 @@ def ops_page(s: Settings, hours: float, now: float | None = None) -> str:
     parts = [
         f'<!doctype html><html lang="id"><head><meta charset="utf-8"><title>Operasional — {escape(s.site_name)}</title>'
         f"<style>{STYLE} body{{max-width:760px}}</style></head><body><h1>Operasional SPSE / Operations</h1>"
-        f"<p>{escape(s.site_name)} — {hours:g} {TEXT['id']['hours']} — "
+        f"<p>{escape(s.site_name)} — {hours:g} jam — "
         + " ".join(f'<a href="?hours={h}">{h} h</a>' for h in (1, 24, 168, 720))
         + "</p>"
     ]
@@ -662,7 +418,7 @@ def incidents_section(folder: Path, tz: dt.tzinfo) -> str:
         blocks.append(
             f'<div class="incident" id="ops-incident-{escape(i.id)}"><b>{escape(i.summary_id or i.alertname)}</b> '
             f"<small>{escape(i.id)} · {escape(i.state or 'belum diumumkan / not announced')}</small>"
-            f"{_updates_html(i, 'id', tz)}"
+            f"{_updates_html(i, tz)}"
             "<form method=post action=/ops><input type=hidden name=action value=incident_update>"
             f'<input type=hidden name=incident value="{escape(i.id)}">'
             f"<select name=state>{_options(STATES)}</select> "

@@ -731,7 +731,7 @@ def test_on_call_updates_reach_the_public_page_at_once_and_end_with_resolved(
         assert post(update)[0] == 303
         with urllib.request.urlopen(f"{url}/?lang=en", timeout=30) as r:
             en = r.read().decode()
-        assert "The document store&#x27;s disk is full." in en and "Full outage" in en and "Logging in" in en
+        assert "The document store&#39;s disk is full." in en and "Full outage" in en and "Logging in" in en
         assert en.index("Identified</b>") < en.index("Investigating</b>"), "newest update first"
         assert post(update | {"state": "resolved", "message_id": "Sudah normal kembali."})[0] == 303
         code, text = post(update | {"state": "monitoring"})

@@ -1,0 +1,150 @@
+"""The public status page, rendered from a Jinja2 template (templates/status/public.html) with
+gettext catalogues (locale/<lang>/LC_MESSAGES/lpse_status.po; the source texts are Bahasa
+Indonesia). The catalogues are read once, at the first page, by a small reader of the .po format
+(msgid/msgstr, no plurals): no compiled .mo file to build or keep in step."""
+
+from __future__ import annotations
+
+import ast
+import datetime as dt
+import functools
+import gettext
+from importlib import resources
+from typing import TYPE_CHECKING, Any
+
+import jinja2
+from markupsafe import Markup
+
+from lpse_status.availability import Day
+from lpse_status.incidents import AFFECTS, SEVERITIES, STATES
+from lpse_status.opendata import published
+
+if TYPE_CHECKING:
+    from lpse_status.web import Now, Settings
+
+LANGUAGES = ("id", "en")
+STATE_TEXT = {
+    "up": "SPSE berjalan normal",
+    "down": "SPSE sedang terganggu",
+    "maintenance": "SPSE sedang dalam pemeliharaan",
+    "unknown": "Status SPSE tidak diketahui (pemantauan tidak menerima data)",
+}
+
+
+class Catalogue(gettext.NullTranslations):
+    def __init__(self, messages: dict[str, str]) -> None:
+        super().__init__()
+        self.messages = messages
+
+    def gettext(self, message: str) -> str:
+        return self.messages.get(message) or message
+
+
+def read_po(text: str) -> dict[str, str]:
+    """msgid -> msgstr of a .po file: quoted strings, continued on the following lines."""
+    messages: dict[str, str] = {}
+    key: str | None = None
+    current = {"msgid": "", "msgstr": ""}
+    for line in [*text.splitlines(), ""]:
+        line = line.strip()
+        if line.startswith(("msgid ", "msgstr ")):
+            key, _, rest = line.partition(" ")
+            if key == "msgid" and current["msgid"]:
+                messages[current["msgid"]] = current["msgstr"]
+                current = {"msgid": "", "msgstr": ""}
+            current[key] = ast.literal_eval(rest)
+        elif line.startswith('"') and key:
+            current[key] += ast.literal_eval(line)
+        elif not line or line.startswith("#"):
+            key = None if not line else key
+    if current["msgid"]:
+        messages[current["msgid"]] = current["msgstr"]
+    return messages
+
+
+@functools.cache
+def catalogue(lang: str) -> gettext.NullTranslations:
+    if lang == "id":
+        return gettext.NullTranslations()
+    po = resources.files("lpse_status") / "locale" / lang / "LC_MESSAGES" / "lpse_status.po"
+    return Catalogue(read_po(po.read_text(encoding="utf-8")))
+
+
+@functools.cache
+def environment(lang: str) -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("lpse_status", "templates"),
+        autoescape=True,
+        extensions=["jinja2.ext.i18n"],
+        trim_blocks=False,
+    )
+    env.install_gettext_translations(catalogue(lang), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["duration"] = _duration
+    return env
+
+
+def _duration(seconds: float) -> str:
+    m = round(seconds / 60)
+    return f"{m // 60} h {m % 60} min" if m >= 60 else f"{m} min"
+
+
+def _day_kind(d: Day, target: float) -> str:
+    if d.up_share is None:
+        return "none"
+    if d.down_s < 60:
+        return "full"  # under a minute down: nothing a bidder would have seen
+    return "ok" if d.up_share >= target else "bad"
+
+
+def _bar(d: Day, target: float, _: Any) -> dict[str, Any]:
+    """A day's bar: its height the day's availability (a bad day stands out), its colour green,
+    yellow (down some minutes, still at the target) or red (under it), grey without data; what it
+    says on hover, focus or tap (a link to itself: :target), and to a screen reader."""
+    date = d.date.strftime("%d-%m-%Y")
+    if d.up_share is None:
+        said = f"{date}: {_('belum ada data')}"
+    else:
+        said = _("%(date)s: %(share).2f%%, %(down)d menit terganggu") % {
+            "date": date, "share": d.up_share * 100, "down": round(d.down_s / 60)}  # fmt: skip
+        if d.maintenance_s:
+            said += f" ({_('%(minutes)d menit pemeliharaan') % {'minutes': round(d.maintenance_s / 60)}})"
+    height = 100 if d.up_share is None else max(8, round(100 * d.up_share**8))
+    return {"kind": _day_kind(d, target), "iso": d.date.isoformat(), "date": date, "said": said, "height": height}
+
+
+def render(s: Settings, lang: str, snap: Now, style: str) -> str:
+    """The page in `lang` (id or en) for the state in `snap`."""
+    env, n = environment(lang), LANGUAGES.index(lang)
+    _ = catalogue(lang).gettext
+    tz = s.timezone
+
+    def when(ts: float) -> str:
+        return dt.datetime.fromtimestamp(float(ts), tz).strftime(f"%d-%m-%Y %H:%M {tz.tzname(None)}")
+
+    def words(indonesian: str, english: str) -> str:
+        """What on-call wrote: English where it was given, Bahasa Indonesia otherwise."""
+        return english if lang == "en" and english else indonesian
+
+    now, windows = snap.at, snap.windows
+    return env.get_template("status/public.html").render(
+        lang=lang,
+        site=s.site_name,
+        style=Markup(style),
+        state=snap.state,
+        state_text=_(STATE_TEXT[snap.state]),
+        now=now,
+        notices=[m for m in windows if m.active(now) or (snap.state != "maintenance" and now < m.start)],
+        live=[i for i in snap.incidents if i.live],
+        figures=snap.figures,
+        step=s.step_s,
+        target=s.target,
+        days=[_bar(d, s.target, _) for d in snap.days],
+        months=published(s.records_dir / "open-data"),
+        past=[i for i in snap.incidents if not i.live],
+        past_windows=list(reversed([m for m in windows if m.end <= now][-5:])),
+        words=words,
+        when=when,
+        state_name=lambda state: STATES[str(state)][n],
+        severity_name=lambda severity: SEVERITIES.get(severity, SEVERITIES["major"])[n],
+        affects_names=lambda affects: ", ".join(AFFECTS[a][n] for a in affects if a in AFFECTS),
+    )
