@@ -347,6 +347,8 @@ def test_maintenance_is_refused_over_a_closing_in_spses_own_schedule(
          "https://spse/eproc4/"], capture_output=True, text=True, timeout=30,
     ).stdout  # fmt: skip
     assert status == "200", "a refused window must not put the page up"
+    spse.run(f"sudo -u postgres psql -d spse -c \"DELETE FROM jadwal WHERE lelang_id IN "
+             f"(SELECT id FROM lelang WHERE kode = '{code}')\"")  # fmt: skip
     # The read-only login reads the schedule and nothing else.
     denied = spse.run(
         "sudo -u lpse-exporter psql -X -h /var/run/postgresql -d spse -c 'SELECT count(*) FROM penawaran'"
