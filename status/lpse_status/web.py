@@ -605,7 +605,7 @@ class StatusBoard:
         if not login:
             return send(start_response, 401, "the operations login is required\n", "text/plain")
         # nginx passes the host the browser asked for (its own request to here names 127.0.0.1).
-        if origin and origin != (environ.get("HTTP_X_FORWARDED_HOST") or environ.get("HTTP_HOST", "")):
+        if origin and origin != environ.get("HTTP_HOST", ""):  # waitress puts nginx's X-Forwarded-Host there
             log.warning("ops form: refused a post from %s (origin %s)", login, origin)
             return send(start_response, 403, "a form from another site is refused\n", "text/plain")
         form = urllib.parse.parse_qs(_body(environ, 1 << 16).decode())
@@ -680,16 +680,25 @@ def background(s: Settings, wake: threading.Event, stop: threading.Event) -> Non
         wake.clear()
 
 
-def serve(s: Settings) -> None:
-    """waitress, a production WSGI server: when SPSE is down every bidder reloads this page, and
-    the figures they share are worked out once a minute (FigureCache)."""
-    import waitress
+def create_server(app: StatusBoard, host: str, port: int) -> Any:
+    """waitress, a production WSGI server, as the board runs it. nginx (on this host) is its one
+    client: the host the browser asked for (X-Forwarded-Host) is taken from it, which the /ops
+    forms check their Origin against; waitress drops every other proxy header."""
+    import waitress.server
 
+    return waitress.server.create_server(
+        app, host=host, port=port, threads=SERVER_THREADS, ident="lpse-status", channel_timeout=30,
+        trusted_proxy="127.0.0.1", trusted_proxy_headers={"x-forwarded-host"}, clear_untrusted_proxy_headers=True,
+    )  # fmt: skip
+
+
+def serve(s: Settings) -> None:
+    """When SPSE is down every bidder reloads this page: the figures they share are worked out once
+    a minute (FigureCache), and nginx keeps each page a second."""
     wake = threading.Event()
     threading.Thread(target=background, args=(s, wake, threading.Event()), daemon=True).start()
     log.info("lpse-status on http://%s:%d (Prometheus %s)", s.listen, s.port, s.prometheus_url)
-    waitress.serve(StatusBoard(s, wake), host=s.listen, port=s.port, threads=SERVER_THREADS, ident="lpse-status",
-                   channel_timeout=30)  # fmt: skip
+    create_server(StatusBoard(s, wake), s.listen, s.port).run()
 
 
 SERVER_THREADS = 16  # requests worked on at once; the rest wait in waitress's queue
