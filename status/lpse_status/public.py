@@ -83,6 +83,11 @@ def environment(lang: str) -> jinja2.Environment:
     return env
 
 
+def local_time(ts: float, tz: dt.tzinfo) -> str:
+    """A moment as the pages show it: "24-11-2026 22:00 WIB"."""
+    return dt.datetime.fromtimestamp(float(ts), tz).strftime(f"%d-%m-%Y %H:%M {tz.tzname(None)}")
+
+
 def _duration(seconds: float) -> str:
     m = round(seconds / 60)
     return f"{m // 60} h {m % 60} min" if m >= 60 else f"{m} min"
@@ -119,7 +124,7 @@ def render(s: Settings, lang: str, snap: Now, style: str) -> str:
     tz = s.timezone
 
     def when(ts: float) -> str:
-        return dt.datetime.fromtimestamp(float(ts), tz).strftime(f"%d-%m-%Y %H:%M {tz.tzname(None)}")
+        return local_time(ts, tz)
 
     def words(indonesian: str, english: str) -> str:
         """What on-call wrote: English where it was given, Bahasa Indonesia otherwise."""

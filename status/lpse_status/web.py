@@ -39,6 +39,7 @@ from lpse_status.notices import Board, MailSettings, deliver, incident_updated
 from lpse_status.opendata import completed_months, load_key
 from lpse_status.power import record_power_cuts
 from lpse_status.prom import Prometheus, PrometheusError
+from lpse_status.public import local_time as _when
 from lpse_status.records import Incident, Visit, enter, incidents, leave, visits
 from lpse_status.svg import line_chart
 
@@ -107,10 +108,6 @@ background:#343a40;color:#fff;padding:.2em .5em;border-radius:3px;font-size:.85e
 .days li:nth-last-child(-n+20) .tip{left:auto;right:0;transform:none}
 .days-scale{display:flex;justify-content:space-between;margin:0}
 """
-
-
-def _when(ts: float, tz: dt.tzinfo) -> str:
-    return dt.datetime.fromtimestamp(ts, tz).strftime(f"%d-%m-%Y %H:%M {tz.tzname(None)}")
 
 
 def current_state(prom: Prometheus, s: Settings, windows: list[Maintenance], now: float) -> str:
