@@ -25,23 +25,20 @@ import tomllib
 import urllib.parse
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from html import escape
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from lpse_status import feeds, helpdesk, opendata, public
+from lpse_status import feeds, opendata, ops, public
 from lpse_status.availability import Availability, Day, availability, daily, first_probe
 from lpse_status.berita_acara import Office
-from lpse_status.incidents import AFFECTS, SEVERITIES, STATES, on_notification, open_incident, post_update
+from lpse_status.incidents import on_notification
 from lpse_status.maintenance import Maintenance, maintenance_windows, site_zone
-from lpse_status.notices import Board, MailSettings, deliver, incident_updated
+from lpse_status.notices import Board, MailSettings, deliver
 from lpse_status.opendata import completed_months, load_key
 from lpse_status.power import record_power_cuts
 from lpse_status.prom import Prometheus, PrometheusError
-from lpse_status.public import local_time as _when
-from lpse_status.records import Incident, Visit, enter, incidents, leave, visits
-from lpse_status.svg import line_chart
+from lpse_status.records import Incident, incidents
 
 log = logging.getLogger("lpse_status")
 WIB = dt.timezone(dt.timedelta(hours=7), "WIB")
@@ -191,340 +188,14 @@ def public_page(s: Settings, lang: str, now: float | None = None, cache: FigureC
     return public.render(s, lang, public_now(s, now or time.time(), cache), STYLE)
 
 
-def _updates_html(i: Incident, tz: dt.tzinfo) -> str:
-    """On-call's public updates as /ops shows them, newest first, each with its time."""
-    rows = "".join(
-        f'<li data-state="{escape(str(u["state"]))}"><small>{_when(float(u["at"]), tz)}</small> '
-        f"<b>{STATES[str(u['state'])][0]}</b>: {escape(str(u['message_id']))}</li>"
-        for u in reversed(i.updates)
-    )
-    return f'<ul class="updates">{rows}</ul>' if rows else ""
+def ops_page(s: Settings, hours: float, lang: str = "id", now: float | None = None) -> str:
+    """The operations view over the last `hours`: lpse_status.ops."""
+    return ops.render(s, hours, now or time.time(), lang, STYLE)
 
 
-GRAPHS = [
-    # (title, PromQL, legend label, unit, ymax)
-    ("Disk terpakai / disk used", "100 * (1 - lpse_filesystem_avail_bytes / lpse_filesystem_size_bytes)",
-     "{instance} {mountpoint}", "%", 100),
-    ("RAM tersedia / RAM available", "lpse_memory_available_bytes", "{instance}", "bytes", None),
-    ("Bandwidth keluar / outbound", "8 * rate(lpse_network_transmit_bytes_total[2m])", "{instance} {interface}",
-     "bits/s", None),
-    ("Bandwidth masuk / inbound", "8 * rate(lpse_network_receive_bytes_total[2m])", "{instance} {interface}",
-     "bits/s", None),
-    ("SPSE up (1) / down (0)", "max by (instance) (lpse_spse_up)", "{instance}", "", 1),
-    ("Waktu respons SPSE / SPSE response time", "max by (instance) (lpse_spse_probe_duration_seconds)", "{instance}",
-     "s", None),
-]  # fmt: skip
-
-
-def ops_page(s: Settings, hours: float, now: float | None = None) -> str:
-    now = now or time.time()
-    prom = Prometheus(s.prometheus_url)
-    start = now - hours * 3600
-    step = max(s.step_s, hours * 3600 / 300)
-    parts = [
-        f'<!doctype html><html lang="id"><head><meta charset="utf-8"><title>Operasional — {escape(s.site_name)}</title>'
-        f"<style>{STYLE} body{{max-width:760px}}</style></head><body><h1>Operasional SPSE / Operations</h1>"
-        f"<p>{escape(s.site_name)} — {hours:g} jam — "
-        + " ".join(f'<a href="?hours={h}">{h} h</a>' for h in (1, 24, 168, 720))
-        + "</p>"
-    ]
-    try:
-        rows = []
-        for inst in sorted({x.labels.get("instance", "") for x in prom.query("up{job='lpse'}")}):
-            a = availability(prom, inst, now - 30 * 86400, now, s.step_s) if inst == s.spse_instance else None
-            up = prom.value(f'up{{job="lpse",instance="{inst}"}}')
-            rows.append(
-                f"<tr><td>{escape(inst)}</td><td>{'up' if up == 1 else 'DOWN'}</td>"
-                f"<td>{f'{a.up_share * 100:.2f}%' if a else '-'}</td></tr>"
-            )
-        parts.append(
-            "<h2>Host</h2><table id=hosts><tr><th>host</th><th>scrape</th><th>SPSE 30 d</th></tr>"
-            + "".join(rows)
-            + "</table>"
-        )
-        for title, expr, legend, unit, ymax in GRAPHS:
-            series = prom.query_range(expr, start, now, step)
-            lines = [(legend.format_map(_Labels(x.labels)), x.points) for x in series]
-            parts.append(f'<div class="graph">{line_chart(title, lines, unit, 0, ymax)}</div>')
-        parts.append(room_section(prom, s.timezone, now))
-    except PrometheusError as e:
-        parts.append(f"<p id=error>{escape(str(e))}</p>")
-    parts.append(incidents_section(s.records_dir / "incidents", s.timezone))
-    parts.append(helpdesk_section(s.records_dir / "helpdesk", s.records_dir / "incidents", s.timezone))
-    parts.append(visits_section(s.records_dir / "visits", s.timezone))
-    parts.append("</body></html>")
-    return "".join(parts)
-
-
-# The server room's alerts (R4): a row of the room view is flagged when one of these fires for it.
-ROOM_ALERTS = "Ups.*|Room.*|Hardware.*"
-
-
-def _firing(prom: Prometheus, at: float) -> dict[tuple[str, str], list[str]]:
-    """Firing server-room alerts by (instance, UPS or sensor)."""
-    out: dict[tuple[str, str], list[str]] = {}
-    for a in prom.query(f'ALERTS{{alertstate="firing",alertname=~"{ROOM_ALERTS}"}}', at):
-        key = (a.labels.get("instance", ""), a.labels.get("ups") or a.labels.get("sensor", ""))
-        out.setdefault(key, []).append(a.labels["alertname"])
-    return out
-
-
-def _cell(value: float | None, fmt: str) -> str:
-    return "-" if value is None else fmt.format(value)
-
-
-# What /ops shows of each UPS besides its status flags.
-UPS_FIGURES = (
-    "lpse_ups_battery_charge_ratio",
-    "lpse_ups_battery_runtime_seconds",
-    "lpse_ups_load_ratio",
-    "lpse_ups_input_voltage_volts",
-    "lpse_ups_self_test_requested_timestamp_seconds",
-    "lpse_ups_self_test_passed",
-)
-
-
-def room_section(prom: Prometheus, tz: dt.tzinfo, at: float) -> str:
-    """Power and temperature now (R4), each row flagged with the alerts that fire for it: the page
-    judges with the alert rules' own thresholds."""
-    firing = _firing(prom, at)
-
-    def by(expr: str, keys: tuple[str, ...]) -> dict[tuple[str, ...], float]:
-        """Every series of `expr` at `at`, by the values of `keys` (one query per figure, not
-        one per figure and row)."""
-        return {tuple(r.labels.get(k, "") for k in keys): r.points[0][1] for r in prom.query(expr, at)}
-
-    ups_keys = ("instance", "ups")
-    ups = {name: by(name, ups_keys) for name in UPS_FIGURES}
-    flags: dict[tuple[str, ...], list[str]] = {}
-    for r in prom.query("lpse_ups_status == 1", at):
-        flags.setdefault(tuple(r.labels.get(k, "") for k in ups_keys), []).append(r.labels.get("flag", ""))
-    ups_rows = []
-    for key, up in sorted(by("lpse_ups_up", ups_keys).items()):
-        inst, name = key
-        asked = ups["lpse_ups_self_test_requested_timestamp_seconds"].get(key)
-        passed = ups["lpse_ups_self_test_passed"].get(key)
-        alerts = firing.get((inst, name), [])
-        ups_rows.append(
-            f'<tr class="{"flag" if alerts else ""}"><td>{escape(name)} ({escape(inst)})</td>'
-            f"<td>{'tidak terbaca / unreachable' if up != 1 else escape(' '.join(sorted(flags.get(key, []))))}</td>"
-            f"<td>{_cell(ups['lpse_ups_battery_charge_ratio'].get(key), '{:.0%}')}</td>"
-            f"<td>{_cell(ups['lpse_ups_battery_runtime_seconds'].get(key), '{:.0f} s')}</td>"
-            f"<td>{_cell(ups['lpse_ups_load_ratio'].get(key), '{:.0%}')}</td>"
-            f"<td>{_cell(ups['lpse_ups_input_voltage_volts'].get(key), '{:.0f} V')}</td>"
-            f"<td>{'-' if passed is None else ('lulus / passed' if passed == 1 else 'GAGAL / FAILED')}"
-            f"{'' if asked is None else ' (' + _when(asked, tz) + ')'}</td>"
-            f"<td>{escape(', '.join(alerts))}</td></tr>"
-        )
-    temp_keys = ("instance", "chip", "sensor")
-    high = by("lpse_temperature_max_celsius", temp_keys)
-    critical = by("lpse_temperature_critical_celsius", temp_keys)
-    temp_rows = []
-    for key, now in sorted(by("lpse_temperature_celsius", temp_keys).items()):
-        inst, chip, sensor = key
-        alerts = firing.get((inst, sensor), [])
-        temp_rows.append(
-            f'<tr class="{"flag" if alerts else ""}"><td>{escape(inst)}</td><td>{escape(chip)}</td>'
-            f"<td>{escape(sensor)}</td><td>{now:.1f} °C</td>"
-            f"<td>{_cell(high.get(key), '{:.0f} °C')}</td>"
-            f"<td>{_cell(critical.get(key), '{:.0f} °C')}</td>"
-            f"<td>{escape(', '.join(alerts))}</td></tr>"
-        )
-    return (
-        "<h2>Ruang server / Server room</h2><h3>UPS</h3>"
-        + (
-            "<table id=ups><tr><th>UPS</th><th>status</th><th>baterai / charge</th><th>runtime</th>"
-            "<th>beban / load</th><th>PLN / mains</th><th>uji mandiri / self-test</th><th>alert</th></tr>"
-            + "".join(ups_rows)
-            + "</table>"
-            if ups_rows
-            else "<p id=ups>Tidak ada UPS yang terpantau / no UPS is watched (roles/ups).</p>"
-        )
-        + "<h3>Suhu / Temperature</h3>"
-        + (
-            "<table id=temperatures><tr><th>host</th><th>chip</th><th>sensor</th><th>sekarang / now</th>"
-            "<th>batas / high</th><th>kritis / critical</th><th>alert</th></tr>" + "".join(temp_rows) + "</table>"
-            if temp_rows
-            else "<p id=temperatures>Tidak ada sensor suhu / no temperature sensors "
-            "(no hwmon, IPMI or room sensor on any host).</p>"
-        )
-    )
-
-
-VISIT_FIELDS = (
-    ("visitor", "Nama / Name"),
-    ("organisation", "Instansi / Organisation"),
-    ("purpose", "Keperluan / Purpose"),
-    ("allowed_by", "Diizinkan oleh / Allowed by"),
-    ("escort", "Pendamping / Escort"),
-)
-
-
-def visits_section(folder: Path, tz: dt.tzinfo) -> str:
-    """Who is in the server room now (each with a button to record them leaving), the last
-    visits, and the form to record someone going in (R4: visitors only with permission)."""
-    all_visits = visits(folder) if folder.is_dir() else []
-    inside = [v for v in all_visits if v.left is None]
-
-    def out(v: Visit) -> str:
-        if v.left:
-            return _when(v.left, tz)
-        return _button("leave", "visit", v.id, "keluar / left")
-
-    rows = "".join(
-        f"<tr><td>{escape(v.visitor)}</td><td>{escape(v.organisation)}</td><td>{escape(v.purpose)}</td>"
-        f"<td>{escape(v.allowed_by)}</td><td>{_when(v.entered, tz)}</td><td>{out(v)}</td></tr>"
-        for v in inside + [v for v in reversed(all_visits) if v.left is not None][:10]
-    )
-    fields = "".join(f'<label>{label} <input name={name}{"" if name == "escort" else " required"}></label> '
-                     for name, label in VISIT_FIELDS)  # fmt: skip
-    return (
-        f"<h2>Kunjungan ruang server / Server-room visits</h2><p>{len(inside)} orang di dalam / inside now</p>"
-        "<table id=visits><tr><th>nama</th><th>instansi</th><th>keperluan</th><th>diizinkan oleh</th>"
-        f"<th>masuk / in</th><th>keluar / out</th></tr>{rows}</table>"
-        f"<form id=visit-in method=post action=/ops><input type=hidden name=action value=enter>{fields}"
-        "<button>catat masuk / record entry</button></form>"
-    )
-
-
-def _button(action: str, field: str, value: str, label: str) -> str:
-    """A one-button form on /ops: `action` on the record `field`=`value`."""
-    return (
-        f"<form method=post action=/ops><input type=hidden name=action value={action}>"
-        f'<input type=hidden name={field} value="{escape(value)}"><button>{label}</button></form>'
-    )
-
-
-def _options(known: dict[str, tuple[str, str]], chosen: str = "") -> str:
-    return "".join(f'<option value="{k}"{" selected" if k == chosen else ""}>{v[0]} / {v[1]}</option>'
-                   for k, v in known.items())  # fmt: skip
-
-
-def _checkboxes(name: str, known: dict[str, tuple[str, str]], chosen: list[str]) -> str:
-    return "".join(f'<label><input type=checkbox name={name} value="{k}"{" checked" if k in chosen else ""}> '
-                   f"{v[0]}</label> " for k, v in known.items())  # fmt: skip
-
-
-def incidents_section(folder: Path, tz: dt.tzinfo) -> str:
-    """Open disruptions, each with the form for its next public update, and the form to open one
-    no alert saw (R14: tell users when problems block their work)."""
-    found = incidents(folder)
-    current = [i for i in found if i.live or (i.resolved is None and i.state != "resolved")]
-    blocks = []
-    for i in current:
-        blocks.append(
-            f'<div class="incident" id="ops-incident-{escape(i.id)}"><b>{escape(i.summary_id or i.alertname)}</b> '
-            f"<small>{escape(i.id)} · {escape(i.state or 'belum diumumkan / not announced')}</small>"
-            f"{_updates_html(i, tz)}"
-            "<form method=post action=/ops><input type=hidden name=action value=incident_update>"
-            f'<input type=hidden name=incident value="{escape(i.id)}">'
-            f"<select name=state>{_options(STATES)}</select> "
-            f"<select name=severity>{_options(SEVERITIES, i.severity)}</select><br>"
-            f"{_checkboxes('affects', AFFECTS, i.affects)}<br>"
-            "<label>Kabar / message (ID) <input name=message_id required size=60></label><br>"
-            "<label>English <input name=message_en size=60></label> <button>umumkan / post</button></form></div>"
-        )
-    return (
-        "<h2>Gangguan / Incidents</h2>"
-        + ("".join(blocks) or "<p>Tidak ada gangguan terbuka / no open incident.</p>")
-        + "<form id=incident-open method=post action=/ops><input type=hidden name=action value=incident_open>"
-        "<b>Buka gangguan / open an incident</b><br>"
-        "<label>Judul / headline (ID) <input name=summary_id required size=50></label> "
-        "<label>English <input name=summary_en size=40></label><br>"
-        f"<select name=severity>{_options(SEVERITIES, 'major')}</select> {_checkboxes('affects', AFFECTS, [])}<br>"
-        "<label>Kabar pertama / first message (ID) <input name=message_id required size=60></label> "
-        "<label>English <input name=message_en size=40></label> <button>buka / open</button></form>"
-    )
-
-
-def helpdesk_section(folder: Path, incidents_folder: Path, tz: dt.tzinfo) -> str:
-    """The last reports from bidders (those not yet told back first), and the form for a new one."""
-    all_reports = helpdesk.reports(folder) if folder.is_dir() else []
-    shown = [r for r in all_reports if r.told is None] + [r for r in all_reports if r.told is not None][:10]
-    options = '<option value="">-</option>' + "".join(
-        f'<option value="{escape(i.id)}">{escape(i.summary_id or i.alertname)} ({escape(i.id[:15])})</option>'
-        for i in incidents(incidents_folder)[:20]
-    )
-
-    def told(r: helpdesk.Report) -> str:
-        if r.told:
-            return _when(r.told, tz)
-        return _button("helpdesk_told", "report", r.id, "sudah dikabari / told")
-
-    rows = "".join(
-        f"<tr><td>{_when(r.at, tz)}</td><td>{escape(r.reporter)}<br><small>{escape(r.contact)}</small></td>"
-        f"<td>{escape(r.summary)}</td><td>{helpdesk.URGENCIES[r.urgency][0]}</td><td>{helpdesk.IMPACTS[r.impact][0]}</td>"
-        f"<td>{escape(r.incident or '-')}</td><td>{told(r)}</td></tr>"
-        for r in shown
-    )
-    return (
-        f"<h2>Laporan helpdesk / Helpdesk reports</h2><p>{sum(r.told is None for r in all_reports)} belum dikabari / "
-        "not yet told back</p><table id=helpdesk><tr><th>masuk / in</th><th>pelapor / reporter</th><th>laporan</th>"
-        f"<th>urgensi</th><th>dampak</th><th>gangguan / incident</th><th>dikabari / told</th></tr>{rows}</table>"
-        "<form id=helpdesk-add method=post action=/ops><input type=hidden name=action value=helpdesk_add>"
-        "<label>Pelapor / reporter <input name=reporter required></label> "
-        "<label>Kontak / contact <input name=contact></label> "
-        f"<select name=channel>{''.join(f'<option>{c}</option>' for c in helpdesk.CHANNELS)}</select><br>"
-        "<label>Laporan / report <input name=summary required size=60></label><br>"
-        f"<select name=urgency>{_options(helpdesk.URGENCIES, 'medium')}</select> "
-        f"<select name=impact>{_options(helpdesk.IMPACTS, 'one')}</select> "
-        f"<label>gangguan / incident <select name=incident>{options}</select></label> "
-        "<button>catat / record</button></form>"
-    )
-
-
-def ops_action(board: Board, form: dict[str, list[str]], login: str, now: float) -> str:
-    """What a form on /ops asked for (visits, incidents and their updates, helpdesk reports); the
-    login that did it is kept. Returns what was done; ValueError/KeyError say what is wrong. An
-    incident's notice is queued; the board's mail loop sends it."""
-    records = board.records
-    one = {k: v[0] for k, v in form.items()}
-    action = one.get("action", "")
-    if action in ("enter", "leave"):
-        return record_visit(records / "visits", one, login, now)
-    if action == "incident_open":
-        i = open_incident(records / "incidents", one.get("summary_id", ""), one.get("summary_en", ""),
-                          one.get("severity", "major"), form.get("affects", []), one.get("message_id", ""),
-                          one.get("message_en", ""), login, now)  # fmt: skip
-        return f"incident {i.id} opened; {incident_updated(board, i, now, send_now=False)}"
-    if action == "incident_update":
-        i = post_update(records / "incidents", one.get("incident", ""), one.get("state", ""),
-                        one.get("message_id", ""), one.get("message_en", ""), login, now, one.get("severity", ""),
-                        form.get("affects"))  # fmt: skip
-        return f"incident {i.id} {i.state}; {incident_updated(board, i, now, send_now=False)}"
-    if action == "helpdesk_add":
-        r = helpdesk.add(records / "helpdesk", records / "incidents", one.get("reporter", ""), one.get("summary", ""),
-                         one.get("urgency", ""), one.get("impact", ""), now, one.get("contact", ""),
-                         one.get("channel", "telepon"), one.get("incident", ""), login)  # fmt: skip
-        return f"helpdesk report {r.id} recorded"
-    if action == "helpdesk_told":
-        return f"helpdesk report {helpdesk.told(records / 'helpdesk', one.get('report', ''), now).id} told back"
-    raise ValueError(f"unknown action {action!r}")
-
-
-def record_visit(folder: Path, form: dict[str, str], login: str, now: float) -> str:
-    """A visit entered or left from the /ops form; the login that recorded it is kept. Returns what
-    was done; ValueError/KeyError say what is wrong."""
-    if form.get("action") == "enter":
-        v = enter(
-            folder,
-            form.get("visitor", ""),
-            form.get("organisation", ""),
-            form.get("purpose", ""),
-            form.get("allowed_by", ""),
-            now,
-            escort=form.get("escort", ""),
-            recorded_by=login,
-        )
-        return f"visit {v.id} entered"
-    if form.get("action") == "leave":
-        return f"visit {leave(folder, form.get('visit', ''), now).id} left"
-    raise ValueError("action must be enter or leave")
-
-
-class _Labels(dict[str, str]):
-    def __missing__(self, key: str) -> str:
-        return ""
+def language(query: dict[str, list[str]]) -> str:
+    """The page's language from ?lang= (Bahasa Indonesia unless English is asked for)."""
+    return "en" if query.get("lang", ["id"])[0] == "en" else "id"
 
 
 StartResponse = Callable[..., Any]
@@ -551,8 +222,7 @@ class StatusBoard:
         s = self.s
         try:
             if path == "/":
-                lang = "en" if q.get("lang", ["id"])[0] == "en" else "id"
-                return send(start_response, 200, public_page(s, lang, cache=self.figures))
+                return send(start_response, 200, public_page(s, language(q), cache=self.figures))
             if path == "/status.json":
                 data = feeds.status_json(s.site_name, s.public_url, s.target, public_now(s, time.time(), self.figures))
                 return send(start_response, 200, json.dumps(data, ensure_ascii=False, indent=1), "application/json")
@@ -567,7 +237,7 @@ class StatusBoard:
                 return send(start_response, 200, atom, "application/atom+xml; charset=utf-8")
             if path == "/ops":
                 hours = min(24 * 90, max(1.0, float(q.get("hours", ["24"])[0])))
-                return send(start_response, 200, ops_page(s, hours))
+                return send(start_response, 200, ops_page(s, hours, language(q)))
             if path == "/healthz":
                 ok = Prometheus(s.prometheus_url, timeout=5).value("vector(1)") == 1
                 return send(start_response, 200 if ok else 503, "ok\n" if ok else "prometheus\n", "text/plain")
@@ -607,12 +277,13 @@ class StatusBoard:
             return send(start_response, 403, "a form from another site is refused\n", "text/plain")
         form = urllib.parse.parse_qs(_body(environ, 1 << 16).decode())
         try:
-            done = ops_action(self.s.board, form, login, time.time())
+            done = ops.action(self.s.board, form, login, time.time())
         except (ValueError, KeyError) as e:
             return send(start_response, 400, f"{e.args[0] if e.args else e}\n", "text/plain")
         self.wake.set()
         log.info("ops form: %s by %s", done, login)
-        start_response("303 See Other", [("Location", "/ops"), ("Content-Length", "0")])
+        back = "/ops?lang=en" if language(form) == "en" else "/ops"
+        start_response("303 See Other", [("Location", back), ("Content-Length", "0")])
         return [b""]
 
 

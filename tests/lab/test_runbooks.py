@@ -461,6 +461,6 @@ def test_the_ops_page_records_a_visit_with_the_login_and_shows_the_server_room(
     status, page = front_door(address["monitor"], "/ops", login=ops_login())
     text = page.decode()
     assert status == 200 and "Sari Dewi" in text and "<table id=ups>" in text and "ups (spse)" in text
-    assert "no temperature sensors" in text
+    assert "Tidak ada sensor suhu" in text
     assert post({"action": "leave", "visit": visit_id}, ops_login()) == "303"
     assert json.loads(monitor.file(f"/var/lib/lpse-ops/visits/{visit_id}.json").content_string)["left"]

@@ -79,7 +79,7 @@ def test_ops_view_after_login_has_the_graphs(address: dict[str, str], provisione
     code, body = get(address["monitor"], "/ops?hours=1", ("ops", lab_secrets()["vault_status_ops_password"]))
     assert code == 200, body[:300]
     assert body.count("<svg") == 6
-    for title in ("Disk terpakai", "RAM tersedia", "Bandwidth keluar", "Bandwidth masuk", "SPSE up"):
+    for title in ("Disk terpakai", "RAM tersedia", "Bandwidth keluar", "Bandwidth masuk", "SPSE jalan"):
         assert title in body
     assert "<path d=" in body and "spse /var/lib/spse/documents" in body and "monitor" in body
 

@@ -418,7 +418,8 @@ def test_pages_say_so_when_prometheus_is_gone(tmp_path: Path) -> None:
 def test_ops_page_draws_the_graphs(prometheus: str, tmp_path: Path) -> None:
     page = ops_page(settings(prometheus, tmp_path), 24, now=END)
     assert page.count("<svg") == 6
-    assert "SPSE up (1) / down (0)" in page and "<path d=" in page
+    assert "SPSE jalan (1) / mati (0)" in page and "<path d=" in page
+    assert "SPSE up (1) / down (0)" in ops_page(settings(prometheus, tmp_path), 24, "en", now=END)
     assert "spse" in page and "tidak ada data / no data" in page  # no disk data in this Prometheus
 
 
@@ -664,10 +665,10 @@ def test_ops_form_records_visits_with_the_login_and_refuses_a_foreign_form(prome
         (v,) = visits(folder)
         assert (v.visitor, v.allowed_by, v.recorded_by, v.left) == ("Budi", "Kepala LPSE", "ops", None)
         page = ops_page(settings(prometheus, tmp_path), 1, now=END)
-        assert "1 orang di dalam / inside now" in page and f'value="{v.id}"' in page
+        assert "1 orang di dalam" in page and f'value="{v.id}"' in page
         assert post({"action": "leave", "visit": v.id}, {"X-Forwarded-User": "ops"})[0] == 303
         assert visits(folder)[0].left is not None
-        assert "0 orang di dalam / inside now" in ops_page(settings(prometheus, tmp_path), 1, now=END)
+        assert "0 inside now" in ops_page(settings(prometheus, tmp_path), 1, "en", now=END)
         code, text = post({"action": "leave", "visit": v.id}, {"X-Forwarded-User": "ops"})
         assert code == 400 and "already left" in text
     finally:
@@ -767,7 +768,7 @@ def test_helpdesk_reports_are_kept_tied_to_incidents_and_answered(
     assert main([*base, "link", rid, iid]) == 0
     assert main([*base, "list", "--open"]) == 0 and f"incident: {iid}" in capsys.readouterr().out
     ops = ops_page(settings(prometheus, tmp_path), 1, now=END)
-    assert "1 belum dikabari / not yet told back" in ops and "Budi (CV Maju Jaya)" in ops and f'value="{rid}"' in ops
+    assert "1 belum dikabari" in ops and "Budi (CV Maju Jaya)" in ops and f'value="{rid}"' in ops
     assert main([*base, "told", rid]) == 0
     assert main([*base, "told", rid]) == 1 and "already answered" in capsys.readouterr().err
     assert main([*base, "list", "--open"]) == 0 and rid not in capsys.readouterr().out
