@@ -19,22 +19,19 @@ import datetime as dt
 import logging
 import sys
 import time
-import tomllib
 import urllib.parse
 from collections.abc import Callable, Iterable
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jinja2
 import waitress
 
+from lpse_status.i18n import LANGUAGES, catalogue, environment
 from lpse_status.national import SORT_KEYS, Day, Row, Settings, history, sort_rows, table
 from lpse_status.prom import Prometheus, PrometheusError, QueryRefusedError, Series
 from lpse_status.svg import line_chart
 
 log = logging.getLogger("lpse_status.national")
-LANGUAGES = ("id", "en")
 # The ad-hoc query's ranges, and how many series its chart and table show.
 QUERY_RANGES = {"1h": 3600, "6h": 6 * 3600, "1d": 86400, "7d": 7 * 86400, "30d": 30 * 86400, "90d": 90 * 86400}
 QUERY_POINTS = 240  # points a series over any range
@@ -43,21 +40,18 @@ TABLE_SERIES = 200
 StartResponse = Callable[[str, list[tuple[str, str]]], Any]
 
 
-def texts() -> dict[str, dict[str, str]]:
-    """The page's words, per language (texts/national.toml)."""
-    with resources.files("lpse_status").joinpath("texts/national.toml").open("rb") as f:
-        return tomllib.load(f)
+# A site's state now, and the pages' error messages (Bahasa Indonesia; English in the catalogue).
+STATE_NAMES = {"up": "Berjalan", "down": "Mati", "maintenance": "Pemeliharaan", "silent": "Tidak mengirim"}
+ERRORS = {
+    "not_found": "Halaman tidak ditemukan.",
+    "unknown_site": "Situs ini tidak dikenal dan tidak mengirim data dalam 30 hari terakhir.",
+    "store_down": "Penyimpanan telemetri nasional tidak menjawab; coba lagi sebentar lagi.",
+}
 
 
 class Page:
     def __init__(self, s: Settings, store: Prometheus, clock: Callable[[], float] = time.time) -> None:
         self.s, self.store, self.clock = s, store, clock
-        self.words = texts()
-        self.env = jinja2.Environment(
-            loader=jinja2.PackageLoader("lpse_status", "templates/national"),
-            autoescape=True,
-            undefined=jinja2.StrictUndefined,
-        )
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
@@ -185,29 +179,32 @@ class Page:
         )
 
     def error_page(self, what: str, lang: str, code: int, back: str = "./") -> str:
-        return self._render("error.html", lang, what=what, code=code, back_link=back, other_lang_link="?", now="")
+        message = catalogue(lang).gettext(ERRORS[what])
+        return self._render("error.html", lang, message=message, code=code, back_link=back, other_lang_link="?", now="")
 
     # --- what the templates show ---------------------------------------------------------
 
     def _row(self, r: Row, now: float, lang: str) -> dict[str, Any]:
-        w = self.words[lang]
+        _ = catalogue(lang).gettext
         target = self.s.availability_target
         return {
             "name": r.site.name,
             "title": r.site.title,
             "province": r.site.province,
             "state": r.state,
-            "state_text": w[f"state_{r.state}"],
-            "last_seen": self._when(r.last_seen) if r.last_seen else w["never"],
-            "silent_for": self._duration(now - r.last_seen, w) if r.last_seen else "",
+            "state_text": _(STATE_NAMES[r.state]),
+            "last_seen": self._when(r.last_seen) if r.last_seen else _("belum pernah"),
+            "silent_for": self._duration(now - r.last_seen, _) if r.last_seen else "",
             "availability": _percent(r.availability_30d),
             "availability_ok": None if r.availability_30d is None else r.availability_30d >= target,
-            "backup": self._duration(r.backup_age_s, w) if r.backup_age_s is not None else "—",
+            "backup": self._duration(r.backup_age_s, _) if r.backup_age_s is not None else "—",
             "backup_ok": None if r.backup_age_s is None else r.backup_age_s <= self.s.backup_max_age_s,
-            "drill": "—" if r.drill_success is None else w["drill_passed"] if r.drill_success else w["drill_failed"],
+            "drill": _drill(r.drill_success, _),
             "drill_ok": r.drill_success,
-            "rto": self._duration(r.drill_rto_s, w) if r.drill_rto_s is not None else "",
-            "disk": "—" if r.disk_days is None else (w["not_filling"] if r.disk_days >= 3650 else f"{r.disk_days:.0f}"),
+            "rto": self._duration(r.drill_rto_s, _) if r.drill_rto_s is not None else "",
+            "disk": "—"
+            if r.disk_days is None
+            else (_("tidak terisi") if r.disk_days >= 3650 else f"{r.disk_days:.0f}"),
             "disk_ok": None if r.disk_days is None else r.disk_days >= self.s.disk_days_warning,
             "version": r.version or "—",
             "fingerprint": r.fingerprint,
@@ -216,7 +213,7 @@ class Page:
         }
 
     def _day(self, d: Day, lang: str) -> dict[str, Any]:
-        w = self.words[lang]
+        _ = catalogue(lang).gettext
         return {
             "date": d.start.strftime("%Y-%m-%d"),
             "availability": _percent(d.availability),
@@ -224,37 +221,39 @@ class Page:
             "availability_all": _percent(d.availability_all),
             "reported": _percent(d.reported, 0),
             "maintenance": _percent(d.maintenance, 1),
-            "backup": self._duration(d.backup_age_s, w) if d.backup_age_s is not None else "—",
+            "backup": self._duration(d.backup_age_s, _) if d.backup_age_s is not None else "—",
             "backup_ok": None if d.backup_age_s is None else d.backup_age_s <= self.s.backup_max_age_s,
-            "drill": "—" if d.drill_success is None else w["drill_passed"] if d.drill_success else w["drill_failed"],
-            "disk": "—" if d.disk_days is None else (w["not_filling"] if d.disk_days >= 3650 else f"{d.disk_days:.0f}"),
+            "drill": _drill(d.drill_success, _),
+            "disk": "—"
+            if d.disk_days is None
+            else (_("tidak terisi") if d.disk_days >= 3650 else f"{d.disk_days:.0f}"),
             "critical": "—" if d.critical is None else f"{d.critical:.0f}",
         }
 
     def _bars(self, days: list[Day], lang: str) -> list[dict[str, Any]]:
         """One bar a day, its height the day's availability on a scale from 90 % (anything lower
         is a full-height red bar): the target's neighbourhood is where the differences are."""
-        w, out = self.words[lang], []
+        _, out = catalogue(lang).gettext, []
         for i, d in enumerate(days):
             a = d.availability
             if a is None:
-                colour, height, text = "none", 100.0, w["no_data"]
+                colour, height, text = "none", 100.0, _("tidak ada data")
             else:
                 colour = "ok" if a >= self.s.availability_target else "bad"
                 height = 100.0 if a < 0.9 else max(4.0, (a - 0.9) / 0.1 * 100)
                 height = 100.0 if colour == "bad" else height
-                text = f"{_percent(a)} ({w['reported']} {_percent(d.reported, 0)})"
+                text = f"{_percent(a)} ({_('data diterima')} {_percent(d.reported, 0)})"
             out.append({"x": i * 8, "height": height, "colour": colour, "title": f"{d.start:%Y-%m-%d}: {text}"})
         return out
 
-    def _duration(self, seconds: float | None, w: dict[str, str]) -> str:
+    def _duration(self, seconds: float | None, _: Callable[[str], str]) -> str:
         if seconds is None:
             return "—"
         if seconds < 3600:
-            return f"{seconds / 60:.0f} {w['minutes']}"
+            return f"{seconds / 60:.0f} {_('menit')}"
         if seconds < 2 * 86400:
-            return f"{seconds / 3600:.1f} {w['hours']}"
-        return f"{seconds / 86400:.0f} {w['days']}"
+            return f"{seconds / 3600:.1f} {_('jam')}"
+        return f"{seconds / 86400:.0f} {_('hari')}"
 
     def _when(self, ts: float | None) -> str:
         if ts is None:
@@ -262,8 +261,12 @@ class Page:
         return dt.datetime.fromtimestamp(ts, self.s.timezone).strftime("%Y-%m-%d %H:%M %Z")
 
     def _render(self, template: str, lang: str, **values: Any) -> str:
-        return self.env.get_template(template).render(
-            t=self.words[lang], lang=lang, target=_percent(self.s.availability_target), **values
+        _ = catalogue(lang).gettext
+        state_names = {state: _(name) for state, name in STATE_NAMES.items()}
+        return (
+            environment(lang, "national")
+            .get_template(template)
+            .render(lang=lang, target=_percent(self.s.availability_target), state_names=state_names, **values)
         )
 
     @staticmethod
@@ -279,6 +282,16 @@ class Page:
              ("X-Content-Type-Options", "nosniff")],
         )  # fmt: skip
         return [body]
+
+
+def _disk_days(days: float | None, _: Callable[[str], str]) -> str:
+    if days is None:
+        return "—"
+    return _("tidak terisi") if days >= 3650 else f"{days:.0f}"  # ten years and more: not filling
+
+
+def _drill(passed: bool | None, _: Callable[[str], str]) -> str:
+    return "—" if passed is None else _("lulus") if passed else _("GAGAL")
 
 
 def _summary(name: str, s: Series) -> dict[str, Any]:

@@ -1,7 +1,7 @@
 """The operations view (/ops, behind nginx's login): hosts, graphs, the server room, open
 incidents with the form for their next public update, helpdesk reports and server-room visits,
-from templates/status/ops.html with the public page's catalogues (Bahasa Indonesia; ?lang=en).
-Also what the view's forms ask for (`action`)."""
+from templates/status/ops.html in Bahasa Indonesia (?lang=en: English, lpse_status.i18n). Also
+what the view's forms ask for (`action`)."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from markupsafe import Markup
 
 from lpse_status import helpdesk
 from lpse_status.availability import availability
+from lpse_status.i18n import LANGUAGES, catalogue, environment
 from lpse_status.incidents import AFFECTS, SEVERITIES, STATES, open_incident, post_update
 from lpse_status.notices import Board, incident_updated
 from lpse_status.prom import Prometheus, PrometheusError
-from lpse_status.public import LANGUAGES, catalogue, environment, local_time
+from lpse_status.public import local_time
 from lpse_status.records import enter, incidents, leave, visits
 from lpse_status.svg import line_chart
 
@@ -124,8 +125,8 @@ def render(s: Settings, hours: float, now: float, lang: str = "id", style: str =
     all_visits = visits(records / "visits") if (records / "visits").is_dir() else []
     tz: dt.tzinfo = s.timezone
     return (
-        environment(lang)
-        .get_template("status/ops.html")
+        environment(lang, "status")
+        .get_template("ops.html")
         .render(
             lang=lang,
             n=n,

@@ -1,86 +1,27 @@
-"""The public status page, rendered from a Jinja2 template (templates/status/public.html) with
-gettext catalogues (locale/<lang>/LC_MESSAGES/lpse_status.po; the source texts are Bahasa
-Indonesia). The catalogues are read once, at the first page, by a small reader of the .po format
-(msgid/msgstr, no plurals): no compiled .mo file to build or keep in step."""
+"""The public status page, rendered from a Jinja2 template (templates/status/public.html) in
+Bahasa Indonesia or English (lpse_status.i18n)."""
 
 from __future__ import annotations
 
-import ast
 import datetime as dt
-import functools
-import gettext
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-import jinja2
 from markupsafe import Markup
 
 from lpse_status.availability import Day
+from lpse_status.i18n import LANGUAGES, catalogue, environment
 from lpse_status.incidents import AFFECTS, SEVERITIES, STATES
 from lpse_status.opendata import published
 
 if TYPE_CHECKING:
     from lpse_status.web import Now, Settings
 
-LANGUAGES = ("id", "en")
 STATE_TEXT = {
     "up": "SPSE berjalan normal",
     "down": "SPSE sedang terganggu",
     "maintenance": "SPSE sedang dalam pemeliharaan",
     "unknown": "Status SPSE tidak diketahui (pemantauan tidak menerima data)",
 }
-
-
-class Catalogue(gettext.NullTranslations):
-    def __init__(self, messages: dict[str, str]) -> None:
-        super().__init__()
-        self.messages = messages
-
-    def gettext(self, message: str) -> str:
-        return self.messages.get(message) or message
-
-
-def read_po(text: str) -> dict[str, str]:
-    """msgid -> msgstr of a .po file: quoted strings, continued on the following lines."""
-    messages: dict[str, str] = {}
-    key: str | None = None
-    current = {"msgid": "", "msgstr": ""}
-    for line in [*text.splitlines(), ""]:
-        line = line.strip()
-        if line.startswith(("msgid ", "msgstr ")):
-            key, _, rest = line.partition(" ")
-            if key == "msgid" and current["msgid"]:
-                messages[current["msgid"]] = current["msgstr"]
-                current = {"msgid": "", "msgstr": ""}
-            current[key] = ast.literal_eval(rest)
-        elif line.startswith('"') and key:
-            current[key] += ast.literal_eval(line)
-        elif not line or line.startswith("#"):
-            key = None if not line else key
-    if current["msgid"]:
-        messages[current["msgid"]] = current["msgstr"]
-    return messages
-
-
-@functools.cache
-def catalogue(lang: str) -> gettext.NullTranslations:
-    if lang == "id":
-        return gettext.NullTranslations()
-    po = resources.files("lpse_status") / "locale" / lang / "LC_MESSAGES" / "lpse_status.po"
-    return Catalogue(read_po(po.read_text(encoding="utf-8")))
-
-
-@functools.cache
-def environment(lang: str) -> jinja2.Environment:
-    env = jinja2.Environment(
-        loader=jinja2.PackageLoader("lpse_status", "templates"),
-        autoescape=True,
-        extensions=["jinja2.ext.i18n"],
-        trim_blocks=False,
-    )
-    env.install_gettext_translations(catalogue(lang), newstyle=True)  # type: ignore[attr-defined]
-    env.filters["duration"] = _duration
-    return env
 
 
 def local_time(ts: float, tz: dt.tzinfo) -> str:
@@ -119,7 +60,7 @@ def _bar(d: Day, target: float, _: Any) -> dict[str, Any]:
 
 def render(s: Settings, lang: str, snap: Now, style: str) -> str:
     """The page in `lang` (id or en) for the state in `snap`."""
-    env, n = environment(lang), LANGUAGES.index(lang)
+    env, n = environment(lang, "status"), LANGUAGES.index(lang)
     _ = catalogue(lang).gettext
     tz = s.timezone
 
@@ -131,7 +72,7 @@ def render(s: Settings, lang: str, snap: Now, style: str) -> str:
         return english if lang == "en" and english else indonesian
 
     now, windows = snap.at, snap.windows
-    return env.get_template("status/public.html").render(
+    return env.get_template("public.html").render(
         lang=lang,
         site=s.site_name,
         style=Markup(style),
@@ -149,6 +90,7 @@ def render(s: Settings, lang: str, snap: Now, style: str) -> str:
         past_windows=list(reversed([m for m in windows if m.end <= now][-5:])),
         words=words,
         when=when,
+        duration=_duration,
         state_name=lambda state: STATES[str(state)][n],
         severity_name=lambda severity: SEVERITIES.get(severity, SEVERITIES["major"])[n],
         affects_names=lambda affects: ", ".join(AFFECTS[a][n] for a in affects if a in AFFECTS),
