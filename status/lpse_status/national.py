@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from lpse_status.maintenance import site_zone
 from lpse_status.prom import Prometheus
 
 # The figures are a site's word of the last FRESH (the national LpseSiteSilent alert's window):
@@ -76,8 +77,6 @@ class Settings:
     @staticmethod
     def load(path: Path) -> Settings:
         raw = tomllib.loads(path.read_text())
-        hours = int(raw.get("utc_offset_hours", 7))
-        zone = dt.timezone(dt.timedelta(hours=hours), {7: "WIB", 8: "WITA", 9: "WIT"}.get(hours, f"UTC+{hours}"))
         sites = tuple(Site(s["name"], s.get("title") or s["name"], s.get("province", "")) for s in raw["sites"])
         return Settings(
             store_url=raw["store_url"],
@@ -86,7 +85,7 @@ class Settings:
             backup_max_age_s=float(raw["backup_max_age_hours"]) * 3600,
             disk_days_warning=float(raw["disk_days_warning"]),
             contract_interval_s=float(raw.get("contract_interval_seconds", 60)),
-            timezone=zone,
+            timezone=site_zone(float(raw.get("utc_offset_hours", 7))),
             listen=raw.get("listen", "127.0.0.1:8431"),
         )
 
