@@ -21,10 +21,10 @@ import hashlib
 import json
 import re
 from dataclasses import asdict, dataclass, field
-from html import escape
 from pathlib import Path
 from typing import Any
 
+from lpse_status.i18n import environment
 from lpse_status.prom import Prometheus
 from lpse_status.records import Incident, locked, write_json, write_text
 
@@ -191,51 +191,17 @@ def _lama(seconds: float) -> str:
 
 
 def render_html(cert: Certificate, office: Office, site_url: str, tz: dt.tzinfo) -> str:
-    rows = "".join(
-        f"<tr><td>{i}</td><td>{escape(s.tender)}</td><td>{escape(s.name)}</td><td>{escape(s.stage)}</td>"
-        f"<td>{_pukul(s.opens, tz)}</td><td>{_pukul(s.closes, tz)}</td><td>{escape(s.why)}</td></tr>"
-        for i, s in enumerate(cert.stages, 1)
-    )
-    tenders = (
-        "<table id=tenders><tr><th>No</th><th>Kode</th><th>Nama paket</th><th>Tahap</th><th>Mulai</th>"
-        f"<th>Berakhir</th><th>Keterangan</th></tr>{rows}</table>"
-        if rows
-        else "<p id=tenders>Tidak ada tahap tender yang berakhir, dan tidak ada masa unggah penawaran yang dibuka, "
-        "selama gangguan.</p>"
-    )
-    end = _pukul(cert.end, tz) if cert.end else "belum pulih pada saat berita acara ini dibuat"
-    lama = (f" (hasil pemeriksaan pertama yang berhasil); lama gangguan <span id=lama>{_lama(cert.duration_s)}</span>"
-            if cert.duration_s is not None else "")  # fmt: skip
+    """The certificate as HTML (templates/documents/berita_acara.html), every time in the site's zone."""
+    issued = _tanggal(cert.issued_at, tz)
+    stages = [asdict(s) | {"opens": _pukul(s.opens, tz), "closes": _pukul(s.closes, tz)} for s in cert.stages]
     days = ", ".join(_tanggal(dt.datetime.fromisoformat(d).replace(tzinfo=tz).timestamp(), tz) for d in cert.days)
-    actions = "".join(f"<li>{escape(a)}</li>" for a in cert.actions) or "<li>-</li>"
-    place = office.place or office.unit
     return (
-        '<!doctype html><html lang="id"><head><meta charset="utf-8">'
-        f"<title>Berita Acara Gangguan {escape(cert.number)}</title><style>body{{font-family:serif;max-width:800px;"
-        "margin:auto;font-size:11pt}h1{text-align:center;font-size:14pt;margin-bottom:0}.nomor{text-align:center}"
-        "td,th{border:1px solid #444;padding:.2em .4em;font-size:9pt;text-align:left}table{border-collapse:collapse}"
-        ".ttd{margin-top:3em;margin-left:55%}.bukti{font-size:8pt;word-break:break-all}</style></head><body>"
-        f"<p><b>LAYANAN PENGADAAN SECARA ELEKTRONIK<br>{escape(office.unit.upper())}</b></p>"
-        f'<h1>BERITA ACARA GANGGUAN LAYANAN SPSE</h1><p class="nomor">Nomor: <span id=nomor>{escape(cert.number)}'
-        "</span></p>"
-        f"<p>Pada hari ini, {_tanggal(cert.issued_at, tz)}, kami menyatakan bahwa layanan SPSE {escape(office.unit)}"
-        f" ({escape(site_url)}) telah mengalami gangguan dengan rincian sebagai berikut:</p><ol>"
-        f"<li>Gangguan terjadi sejak <span id=mulai>{_pukul(cert.start, tz)}</span> (hasil pemeriksaan halaman "
-        f"SPSE pertama yang gagal).</li><li>Layanan kembali normal pada <span id=selesai>{end}</span>"
-        + f"{lama}.</li><li>Hari kalender yang terdampak: <span id=hari>{days}</span>.</li>"
-        f"<li>Penyebab: {escape(cert.cause or 'masih dalam pemeriksaan')}.</li><li>Tindakan yang dilakukan:"
-        f"<ul>{actions}</ul></li></ol>"
-        "<p>Tahapan tender yang berakhir, dan masa unggah dokumen penawaran yang sedang dibuka, selama gangguan "
-        f"(dari jadwal SPSE):</p>{tenders}<p>{escape(office.legal_basis)}</p>"
-        "<p>Demikian berita acara ini dibuat dengan sebenarnya untuk dipergunakan sebagaimana mestinya.</p>"
-        f'<div class="ttd">{escape(place)}, {_tanggal(cert.issued_at, tz).split(", ", 1)[1]}<br>'
-        f"{escape(office.head_title)}<br><br><br><br><u>{escape(office.head_name) or '(' + '.' * 30 + ')'}</u>"
-        f"<br>NIP. {escape(office.head_nip) or '.' * 20}</div>"
-        '<h2 style="font-size:10pt">Bukti / Evidence</h2><p class="bukti">Waktu di atas dihitung dari hasil '
-        "pemeriksaan halaman SPSE (lpse_spse_up) yang disimpan Prometheus situs; hasil mentahnya terlampir "
-        f"(berita-acara-*.csv). Kueri:<br>{'<br>'.join(escape(q) for q in cert.queries)}<br>"
-        f"SHA-256 (CSV + kueri): <span id=digest>{cert.evidence_sha256}</span></p></body></html>"
-    )
+        environment("id", "documents")
+        .get_template("berita_acara.html")
+        .render(cert=cert, office=office, site_url=site_url, issued=issued, issued_date=issued.split(", ", 1)[1],
+                start=_pukul(cert.start, tz), end=_pukul(cert.end, tz) if cert.end else "",
+                lama=_lama(cert.duration_s) if cert.duration_s is not None else "", days=days, stages=stages)
+    )  # fmt: skip
 
 
 def write(cert: Certificate, office: Office, site_url: str, tz: dt.tzinfo, out: Path, pdf: bool) -> list[Path]:
