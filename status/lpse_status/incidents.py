@@ -21,9 +21,11 @@ import datetime as dt
 import re
 import time
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
 
+from markupsafe import Markup
+
+from lpse_status.i18n import environment
 from lpse_status.prom import Prometheus, PrometheusError
 from lpse_status.records import Incident, incidents, locked, parse_time
 from lpse_status.svg import line_chart
@@ -230,49 +232,24 @@ def postmortem(inc: Incident, prom: Prometheus, site: str, tz: dt.tzinfo, step: 
     end = (inc.recovered or inc.resolved or time.time()) + 900
     start = inc.first_failure - 900
     step = max(step, (end - start) / 10_000)
+    error = ""
     try:
         probe = prom.query_range(query, start, end, step)
         took = prom.query_range(f'max(lpse_spse_probe_duration_seconds{{instance="{inc.instance}"}})', start, end, step)
     except PrometheusError as e:
-        probe, took = [], []
-        note = f"<p>Prometheus: {escape(str(e))}</p>"
-    else:
-        note = ""
-    rows = [
+        probe, took, error = [], [], str(e)
+    timeline = [
         ("Gangguan pertama terdeteksi / first failed probe", inc.first_failure),
         ("Alert menyala / alert fired", inc.alert_start),
         ("Petugas diberi tahu / on-call notified", inc.notified),
         ("Layanan pulih / service back (first good probe)", inc.recovered),
         ("Alert selesai / alert resolved", inc.resolved),
     ]
-    duration = f"{inc.duration_s / 60:.1f} min" if inc.duration_s is not None else "-"
-    graph1 = line_chart(f"{inc.alertname}: {query}", [(inc.instance, probe[0].points if probe else [])], "", 0, 1)
-    graph2 = line_chart("Waktu respons SPSE / response time", [(inc.instance, took[0].points if took else [])], "s")
-    actions = "".join(f"<li>{escape(a)}</li>" for a in inc.actions) or "<li>-</li>"
-    updates = (
-        "".join(
-            f"<tr><td>{_when(float(u['at']), tz)}</td><td>{STATES[str(u['state'])][0]}</td>"
-            f"<td>{escape(str(u['message_id']))}<br>{escape(str(u['message_en']))}</td><td>{escape(str(u['by']))}</td></tr>"
-            for u in inc.updates
-        )
-        or "<tr><td>-</td></tr>"
-    )
+    graphs = line_chart(f"{inc.alertname}: {query}", [(inc.instance, probe[0].points if probe else [])], "", 0, 1)
+    graphs += line_chart("Waktu respons SPSE / response time", [(inc.instance, took[0].points if took else [])], "s")
     return (
-        f'<!doctype html><html lang="id"><head><meta charset="utf-8"><title>Laporan gangguan {escape(inc.id)}</title>'
-        "<style>body{font-family:sans-serif;max-width:800px;margin:auto}td,th{padding:.3em .6em;"
-        "border-bottom:1px solid #ccc;text-align:left}</style></head><body>"
-        f"<h1>Laporan gangguan / Incident report</h1><p>{escape(site)} — {escape(inc.id)}</p>"
-        f"<p><b>{escape(inc.summary_id)}</b><br>{escape(inc.summary_en)}</p>"
-        f"<h2>Kronologi / Timeline</h2><table id=timeline>"
-        + "".join(f"<tr><th>{label}</th><td>{_when(ts, tz)}</td></tr>" for label, ts in rows)
-        + f"<tr><th>Durasi gangguan / duration</th><td>{duration}</td></tr></table>"
-        f"<h2>Penyebab / Cause</h2><p>{escape(inc.cause_id or 'belum diisi')}</p>"
-        f"<p>{escape(inc.cause_en or 'not given yet')}</p>"
-        f"<h2>Tindakan / Actions</h2><ul>{actions}</ul>"
-        f"<h2>Kabar kepada publik / Public updates</h2><table id=updates>{updates}</table>"
-        f"<h2>Grafik / Graphs</h2>{note}{graph1}{graph2}"
-        "<h2>Cara memeriksa / How to check</h2><p>The timeline comes from these queries on the site's "
-        f"Prometheus (step {step:g} s), from {_when(start, tz)} to {_when(end, tz)}:</p>"
-        f'<pre>{escape(query)}\nALERTS{{alertname="{escape(inc.alertname)}",instance="{escape(inc.instance)}"}}</pre>'
-        "<p>and from the notification Alertmanager sent (the on-call mailbox keeps it).</p></body></html>"
-    )
+        environment("id", "documents")
+        .get_template("postmortem.html")
+        .render(inc=inc, site=site, timeline=timeline, error=error, graphs=Markup(graphs), states=STATES,
+                step=step, start=start, end=end, query=query, when=lambda ts: _when(ts, tz))
+    )  # fmt: skip
