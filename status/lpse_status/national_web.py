@@ -6,7 +6,7 @@ nginx in front asks for an LKPP reader's login. Bahasa Indonesia first, English 
                  release and configuration drift; ?provinsi= filters, ?sort=&desc= orders
   /situs/<name>  one site's last 90 days, a bar and a row a day
   /kueri         an ad-hoc query (MetricsQL) over a chosen range: a chart and a table of the series,
-                 and the same query's JSON from the store's API (Debian's VictoriaMetrics has no vmui)
+                 and the same query's JSON from the store's API (no JavaScript; vmui is at /vmui/)
   /healthz       200 when the national store answers
 
 Links are relative: the page works under any prefix nginx gives it (/nasional/ on LKPP's host).

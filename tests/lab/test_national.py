@@ -256,14 +256,16 @@ def test_the_site_sends_with_its_password_off_the_command_line(
     assert not lab.port_open(address["monitor"], 8429, timeout=2)
 
 
-def chromium_dom(address: str, url: str, tmp: Any) -> str:
+def chromium_dom(address: str, url: str, tmp: Any, script_ms: int = 0) -> str:
     """The page as headless Chromium (Debian's package) builds it; the certificate was checked by
-    the requests above, the browser only renders."""
+    the requests above, the browser only renders. `script_ms`: time a page's scripts get (their
+    requests answered) before the DOM is read."""
+    wait = [f"--virtual-time-budget={script_ms}"] if script_ms else []
     res = subprocess.run(
         ["chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          f"--user-data-dir={tmp / 'chromium-profile'}", "--ignore-certificate-errors",
-         f"--host-resolver-rules=MAP lkpp {address}", "--dump-dom", url],
+         f"--host-resolver-rules=MAP lkpp {address}", *wait, "--dump-dom", url],
         check=True, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     return res.stdout
@@ -325,6 +327,35 @@ def test_the_national_page_shows_every_site_and_a_sites_ninety_days(
     assert red == [bad.strftime("%Y-%m-%d")], dom[:3000]
     assert len(re.findall(r'<tr data-date="', dom)) == 90
     assert '<span id="below">1</span>' in dom
+
+
+def test_analysts_get_victoriametrics_own_ui_through_the_door(
+    national: str, logins: dict[str, tuple[str, str]], tmp_path: Any
+) -> None:
+    """vmui (upstream's build of the store's release) at https://lkpp/vmui/, for LKPP's readers
+    only; in Chromium it queries the store through the readers' routes (/prometheus/api/v1/...) and
+    tables the lab site's contract. The routes it uses read and do nothing else."""
+    assert request(national, "GET", "/vmui/")[0] == 401
+    assert request(national, "GET", "/vmui/", (READER, f"wrong-{uuid.uuid4().hex}"))[0] == 401
+    assert request(national, "GET", "/vmui/", logins["site"])[0] == 403
+    status, page = request(national, "GET", "/vmui/", logins["reader"])
+    assert status == 200 and b"<title>VM UI</title>" in page, page[:300]
+    script = re.search(rb'src="\./(static/js/main\.[0-9a-f]+\.js)"', page)
+    assert script and request(national, "GET", "/vmui/" + script[1].decode(), logins["reader"])[0] == 200
+    expr = "max by (lpse_site) (lpse_national:spse_up)"
+    status, body = request(national, "GET", "/prometheus/api/v1/query?" + urllib.parse.urlencode({"query": expr}),
+                           logins["reader"])  # fmt: skip
+    assert status == 200 and {"lpse_site": SITE} in [r["metric"] for r in json.loads(body)["data"]["result"]]
+    assert request(national, "GET", "/prometheus/api/v1/query?query=up", logins["site"])[0] == 403
+    for method, path in (("POST", "/prometheus/api/v1/import/prometheus"), ("GET", "/prometheus/api/v1/export"),
+                         ("POST", "/prometheus/api/v1/admin/tsdb/delete_series?match[]=up")):  # fmt: skip
+        status, body = request(national, method, path, logins["reader"], b"x 1\n" if method == "POST" else b"")
+        assert status in (400, 401, 403), (path, status, body[:300])
+
+    user, password = logins["reader"]
+    url = f"https://{user}:{password}@lkpp/vmui/?" + urllib.parse.urlencode({"g0.expr": expr, "g0.tab": "table"})
+    dom = chromium_dom(national, url, tmp_path, script_ms=20_000)
+    assert re.search(rf"<td[^>]*>{SITE}</td>", dom), dom[-3000:]
 
 
 # How long LKPP, or the site's uplink, is down in the replay tests. The issue's figure is 30 min;
@@ -435,5 +466,9 @@ def test_the_national_example_is_a_working_lkpp(
     # The analysts' ad-hoc query, through the door.
     status, page = request(national, "GET", "/nasional/kueri?q=lpse_national%3Aspse_up&rentang=1h", logins["reader"])
     assert status == 200 and b"lpse_site=&#34;lab&#34;" in page, page[-2000:]
+    # VictoriaMetrics' own UI, and the route its queries take.
+    assert request(national, "GET", "/vmui/", logins["reader"])[0] == 200
+    status, _ = request(national, "GET", "/prometheus/api/v1/query?query=lpse_national%3Aspse_up", logins["reader"])
+    assert status == 200
     store = lab.ssh(national, "pgrep -af victoria-metrics").stdout
     assert "-retentionPeriod=2y" in store, store

@@ -229,7 +229,7 @@ def test_english_unknown_site_and_a_dead_store(page: Page) -> None:
 
 
 def test_an_analysts_own_query_over_every_site(page: Page) -> None:
-    """/kueri, the analysts' ad-hoc query (Debian's VictoriaMetrics ships without its vmui): each
+    """/kueri, the analysts' ad-hoc query (no JavaScript; vmui is the door's /vmui/): each
     series the expression returns over the range, charted and tabled with its last, lowest and
     highest value; the same query's JSON; a query the store refuses says why; both languages."""
     _, html = get(page, "/")

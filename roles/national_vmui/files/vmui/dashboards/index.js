@@ -1,0 +1,3 @@
+window.__VMUI_PREDEFINED_DASHBOARDS__ = [
+  "perJobUsage.json"
+];
