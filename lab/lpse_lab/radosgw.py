@@ -183,7 +183,7 @@ def pids(state: Path) -> list[int]:
     for pidfile in (state / "run").glob("*.pid") if (state / "run").exists() else []:
         try:
             out.append(int(pidfile.read_text().strip()))
-        except ValueError:
+        except (ValueError, FileNotFoundError):  # half-written, or removed by its exiting daemon since the glob
             continue
     return [p for p in out if Path(f"/proc/{p}").exists()]
 
