@@ -355,7 +355,8 @@ def test_analysts_get_victoriametrics_own_ui_through_the_door(
     user, password = logins["reader"]
     url = f"https://{user}:{password}@lkpp/vmui/?" + urllib.parse.urlencode({"g0.expr": expr, "g0.tab": "table"})
     dom = chromium_dom(national, url, tmp_path, script_ms=20_000)
-    assert re.search(rf"<td[^>]*>{SITE}</td>", dom), dom[-3000:]
+    # The table view: a row per series, the site's label and its value (SPSE up).
+    assert re.search(rf"<td[^>]*>{SITE}</td><td[^>]*>1</td>", dom), dom[-3000:]
 
 
 # How long LKPP, or the site's uplink, is down in the replay tests. The figure is 30 min;
