@@ -202,9 +202,7 @@ class Page:
             "drill": _drill(r.drill_success, _),
             "drill_ok": r.drill_success,
             "rto": self._duration(r.drill_rto_s, _) if r.drill_rto_s is not None else "",
-            "disk": "—"
-            if r.disk_days is None
-            else (_("tidak terisi") if r.disk_days >= 3650 else f"{r.disk_days:.0f}"),
+            "disk": _disk_days(r.disk_days, _),
             "disk_ok": None if r.disk_days is None else r.disk_days >= self.s.disk_days_warning,
             "version": r.version or "—",
             "fingerprint": r.fingerprint,
@@ -224,9 +222,7 @@ class Page:
             "backup": self._duration(d.backup_age_s, _) if d.backup_age_s is not None else "—",
             "backup_ok": None if d.backup_age_s is None else d.backup_age_s <= self.s.backup_max_age_s,
             "drill": _drill(d.drill_success, _),
-            "disk": "—"
-            if d.disk_days is None
-            else (_("tidak terisi") if d.disk_days >= 3650 else f"{d.disk_days:.0f}"),
+            "disk": _disk_days(d.disk_days, _),
             "critical": "—" if d.critical is None else f"{d.critical:.0f}",
         }
 
