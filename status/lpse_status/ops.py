@@ -109,10 +109,10 @@ def render(s: Settings, hours: float, now: float, lang: str = "id", style: str =
     graphs: list[Markup] = []
     server_room, error = None, ""
     try:
-        for inst in sorted({x.labels.get("instance", "") for x in prom.query("up{job='lpse'}")}):
+        scraped = {x.labels.get("instance", ""): x.points[0][1] for x in prom.query("up{job='lpse'}")}
+        for inst, up in sorted(scraped.items()):
             a = availability(prom, inst, now - 30 * 86400, now, s.step_s) if inst == s.spse_instance else None
-            hosts.append({"name": inst, "up": prom.value(f'up{{job="lpse",instance="{inst}"}}') == 1,
-                          "share": a.up_share if a else None})  # fmt: skip
+            hosts.append({"name": inst, "up": up == 1, "share": a.up_share if a else None})
         for title, expr, legend, unit, ymax in GRAPHS:
             lines = [(legend.format_map(_Labels(x.labels)), x.points) for x in prom.query_range(expr, start, now, step)]
             graphs.append(Markup(line_chart(_(title), lines, unit, 0, ymax)))
