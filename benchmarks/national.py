@@ -458,9 +458,10 @@ def run(args: argparse.Namespace, sites: list[SiteModel], now: float, work: Path
 
     # The history: into VictoriaMetrics as it runs, into Prometheus' blocks before it starts.
     scratch = Path(tempfile.mkdtemp(prefix="lpse-national-bench-", dir="/dev/shm"))
+    start = now - args.days * DAY
     cpu0, t0 = vm.cpu_seconds(), time.monotonic()
     try:
-        done = backfill(sites, now - args.days * DAY, now, vm, work / "prom", scratch)
+        done = backfill(sites, start, now, vm, work / "prom", scratch)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     urllib.request.urlopen(f"{vm.url}/internal/force_flush", timeout=600).close()
@@ -506,7 +507,7 @@ def run(args: argparse.Namespace, sites: list[SiteModel], now: float, work: Path
     stores = (vm, prom)
     # Both hold the same history: one site's samples of one series counted in each, against the model.
     first = sites[0]
-    expected = len(sample_times(first, now - args.days * DAY, now))
+    expected = len(sample_times(first, start, now))
     query = {"query": f'count_over_time(lpse_national:spse_up{{lpse_site="{first.name}"}}[{args.days + 1}d])',
              "time": f"{now:.3f}"}  # fmt: skip
     for s in stores:
@@ -516,7 +517,7 @@ def run(args: argparse.Namespace, sites: list[SiteModel], now: float, work: Path
             sys.exit(f"{s.name} holds {held} samples of {first.name}'s spse_up, not {expected}")
     print(f"both stores hold {first.name}'s {expected} samples of spse_up")
     # What the node holds: series (RAM grows with them) and disk per sample (VictoriaMetrics'
-    # before its background merges shrink it further; Prometheus' blocks of a day).
+    # before its background merges shrink it further; Prometheus' after its compaction).
     with urllib.request.urlopen(f"{vm.url}/api/v1/series/count", timeout=60) as r:
         figures_out[vm.name]["series"] = int(json.load(r)["data"][0])
     for s, data_dir in ((vm, work / "vm"), (prom, work / "prom")):
